@@ -1,0 +1,18 @@
+// Command worker manages pinned ComfyUI versions, realizes them onto disk
+// and serves them as a RunPod serverless worker. This package only wires:
+// every behaviour lives in pkg/.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
