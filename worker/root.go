@@ -171,4 +171,3 @@ func (a *app) lockFor(ctx context.Context, s *spec.Spec, offline, update bool) (
 	a.log.Debug().Str("lock", path).Bool("reused", st.Reused).Int("remote", st.Remote).Msg("lock ready")
 	return l, st, nil
 }
-
