@@ -1,0 +1,157 @@
+package runpod
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+)
+
+// Job is one request taken from RunPod (or from a local test input).
+type Job struct {
+	// ID is RunPod's request id.
+	ID string
+	// Input is the request's "input", verbatim. It may be JSON null.
+	Input json.RawMessage
+}
+
+// Result is what a handler returns. RunPod treats a result with an Error as
+// FAILED and shows Error to the caller; Output then carries the structured
+// details (error type, node, ...), which RunPod keeps beside the error.
+type Result struct {
+	// Output is any value encoding/json can marshal (a json.RawMessage is
+	// sent as is). Nil on success encodes as "output": null, like the SDK.
+	Output any
+	// Error is one readable line saying what went wrong and what to do.
+	Error string
+	// RefreshWorker asks RunPod to replace this worker after the job
+	// ("stopPod": true); the worker then takes no further jobs.
+	RefreshWorker bool
+}
+
+// Failed reports whether r is a failure.
+func (r Result) Failed() bool { return r.Error != "" }
+
+// Progress sends in-progress updates for one job. Update never blocks on the
+// network: it keeps only the newest value while an earlier one is in flight.
+// Callers should still throttle (the job handler sends at most a few per
+// second). Implementations are safe for concurrent use.
+type Progress interface {
+	Update(v any)
+}
+
+// ProgressFunc adapts a function to Progress.
+type ProgressFunc func(v any)
+
+// Update calls f.
+func (f ProgressFunc) Update(v any) { f(v) }
+
+// NopProgress discards updates.
+var NopProgress Progress = ProgressFunc(func(any) {})
+
+// Handler runs one job. ctx is cancelled when RunPod stops the job (cause
+// ErrJobStopped) or when shutdown's grace period ends (cause ErrShutdown);
+// the handler should then return promptly with a failed Result.
+type Handler func(ctx context.Context, job Job, p Progress) Result
+
+// Causes of a job context's cancellation; read with context.Cause.
+var (
+	// ErrJobStopped: RunPod asked through the stop channel to stop the job
+	// (the request was cancelled or timed out). No result is posted.
+	ErrJobStopped = errors.New("runpod stopped the job (request cancelled or timed out)")
+	// ErrShutdown: the worker is shutting down and the job's grace period
+	// is over.
+	ErrShutdown = errors.New("worker is shutting down")
+)
+
+// callHandler runs h and turns a panic into a failed Result with the stack in
+// its details, so a handler bug fails one job instead of the worker.
+func callHandler(ctx context.Context, h Handler, job Job, p Progress, info workerInfo) (res Result) {
+	defer func() {
+		if v := recover(); v != nil {
+			msg := strings.Join(strings.Fields(fmt.Sprint(v)), " ")
+			res = Result{
+				Error: "internal error: the job handler crashed: " + msg,
+				Output: map[string]any{
+					"error_type":      "internal",
+					"error_message":   msg,
+					"error_traceback": string(debug.Stack()),
+					"hostname":        info.hostname,
+					"worker_id":       info.workerID,
+					"runpod_version":  info.runpodVersion,
+				},
+			}
+		}
+	}()
+	return h(ctx, job, p)
+}
+
+// workerInfo is what internal-error reports carry, like the SDK's.
+type workerInfo struct {
+	hostname, workerID, runpodVersion string
+}
+
+// encodeResult builds the job-done body in the SDK's shapes:
+//
+//	success         {"output": X}
+//	failure         {"error": "msg"} or {"output": details, "error": "msg"}
+//	refresh_worker  ... plus "stopPod": true
+//
+// An Output that cannot be encoded becomes a failure rather than a lost
+// result.
+func encodeResult(r Result) []byte {
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	sep := ""
+	if r.Output != nil || r.Error == "" {
+		out, err := marshal(r.Output)
+		if err != nil {
+			return encodeResult(Result{
+				Error:         "internal error: the job's output could not be encoded as JSON: " + err.Error(),
+				Output:        map[string]any{"error_type": "internal"},
+				RefreshWorker: r.RefreshWorker,
+			})
+		}
+		buf.WriteString(`"output": `)
+		buf.Write(out)
+		sep = ", "
+	}
+	if r.Error != "" {
+		msg, _ := marshal(r.Error)
+		buf.WriteString(sep + `"error": `)
+		buf.Write(msg)
+		sep = ", "
+	}
+	if r.RefreshWorker {
+		buf.WriteString(sep + `"stopPod": true`)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
+}
+
+// encodeProgress builds a progress body: {"status": "IN_PROGRESS", "output": v}.
+func encodeProgress(v any) ([]byte, error) {
+	out, err := marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(out)+40)
+	b = append(b, `{"status": "IN_PROGRESS", "output": `...)
+	b = append(b, out...)
+	return append(b, '}'), nil
+}
+
+// marshal is json.Marshal without HTML escaping, so URLs in outputs (signed
+// GCS links) keep their "&" readable, as Python's json.dumps does.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
