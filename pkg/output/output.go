@@ -1,0 +1,147 @@
+// Package output delivers a job's output files: as base64 inside the
+// result, or (gcs.go) as Google Cloud Storage objects; and it renders the
+// result in the shapes existing clients expect.
+package output
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Local is an output file collected from ComfyUI onto local disk.
+type Local struct {
+	NodeID    string
+	Kind      string // the history output key: images, gifs, videos, audio, ...
+	Filename  string
+	Subfolder string
+	Type      string // output or temp
+	Path      string
+}
+
+// File is one delivered output, as it appears in a job result.
+type File struct {
+	NodeID      string `json:"node_id"`
+	Kind        string `json:"kind"`
+	Filename    string `json:"filename"`
+	Subfolder   string `json:"subfolder,omitempty"`
+	Type        string `json:"type"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	Base64      string `json:"base64,omitempty"`
+	URL         string `json:"url,omitempty"`
+	GCSPath     string `json:"gcs_path,omitempty"`
+	SignedURL   string `json:"signed_url,omitempty"`
+}
+
+// DefaultBase64Limit keeps a result under RunPod's result size limit
+// (about 20 MB for /runsync) with room for the rest of the JSON.
+const DefaultBase64Limit = 19 << 20
+
+// TooLargeError is a base64 result that would not fit in a RunPod result.
+type TooLargeError struct {
+	Encoded, Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the outputs are %.1f MB as base64, over the %.0f MB a RunPod result can carry: use \"output_mode\": \"gcs\" (with GCS_BUCKET set) to receive them as URLs",
+		float64(e.Encoded)/1e6, float64(e.Limit)/1e6)
+}
+
+// EncodedLen is the base64 length of n bytes.
+func EncodedLen(n int64) int64 { return (n + 2) / 3 * 4 }
+
+// Base64 encodes every file into the result. It checks the total encoded
+// size against limit before reading anything, so an oversized result fails
+// fast and clearly instead of being truncated by the platform.
+func Base64(ctx context.Context, files []Local, limit int64) ([]File, error) {
+	if limit <= 0 {
+		limit = DefaultBase64Limit
+	}
+	var total int64
+	for _, f := range files {
+		st, err := os.Stat(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", f.Filename, err)
+		}
+		total += EncodedLen(st.Size())
+	}
+	if total > limit {
+		return nil, &TooLargeError{Encoded: total, Limit: limit}
+	}
+	out := make([]File, 0, len(files))
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		df, err := describe(f)
+		if err != nil {
+			return nil, err
+		}
+		var sb strings.Builder
+		sb.Grow(int(EncodedLen(df.Size)))
+		enc := base64.NewEncoder(base64.StdEncoding, &sb)
+		h := sha256.New()
+		if err := copyFile(f.Path, io.MultiWriter(enc, h)); err != nil {
+			return nil, fmt.Errorf("output %s: %w", f.Filename, err)
+		}
+		enc.Close()
+		df.Base64, df.SHA256 = sb.String(), hex.EncodeToString(h.Sum(nil))
+		out = append(out, df)
+	}
+	return out, nil
+}
+
+// describe fills the metadata of a file (not its digest or content).
+func describe(f Local) (File, error) {
+	st, err := os.Stat(f.Path)
+	if err != nil {
+		return File{}, fmt.Errorf("output %s: %w", f.Filename, err)
+	}
+	typ := f.Type
+	if typ == "" {
+		typ = "output"
+	}
+	return File{NodeID: f.NodeID, Kind: f.Kind, Filename: f.Filename, Subfolder: f.Subfolder, Type: typ,
+		ContentType: ContentType(f.Filename), Size: st.Size()}, nil
+}
+
+func copyFile(path string, w io.Writer) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	_, err = io.Copy(w, fh)
+	return err
+}
+
+// extraTypes covers what ComfyUI nodes write and Go's table may lack.
+var extraTypes = map[string]string{
+	".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".mov": "video/quicktime",
+	".mkv": "video/x-matroska", ".gif": "image/gif", ".png": "image/png", ".jpg": "image/jpeg",
+	".jpeg": "image/jpeg", ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg",
+	".ogg": "audio/ogg", ".opus": "audio/opus", ".json": "application/json", ".txt": "text/plain; charset=utf-8",
+	".glb": "model/gltf-binary", ".obj": "model/obj", ".latent": "application/octet-stream",
+	".safetensors": "application/octet-stream", ".zip": "application/zip",
+}
+
+// ContentType guesses a file's media type from its name.
+func ContentType(name string) string {
+	ext := strings.ToLower(filepath.Ext(name))
+	if t, ok := extraTypes[ext]; ok {
+		return t
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
