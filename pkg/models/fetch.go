@@ -1,0 +1,217 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/gofrs/flock"
+
+	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/pkg/progress"
+)
+
+// Fetch returns the blob for req, downloading it when the store lacks it.
+// A cache hit (by req.SHA256, or by the source index when no digest is
+// given) does no network I/O. Sources are tried in order; the error of a
+// total failure names each source's problem.
+func (st *Store) Fetch(ctx context.Context, req Request) (Blob, error) {
+	b, item, err := st.fetch(ctx, req)
+	if err != nil {
+		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Finished: true, Message: "failed"})
+		return Blob{}, st.red.error(fmt.Errorf("model %s: %w", item, err))
+	}
+	msg := "cached"
+	if b.Downloaded {
+		msg = "downloaded"
+	}
+	st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Done: b.Size, Total: b.Size, Unit: "bytes", Finished: true, Message: msg})
+	return b, nil
+}
+
+// Lookup says whether req is already in the store. It does no network I/O
+// and takes no lock: for plans (--dry-run) and offline checks.
+func (st *Store) Lookup(req Request) (Blob, bool, error) {
+	_, want, srcs, err := st.prepare(req)
+	if err != nil {
+		return Blob{}, false, st.red.error(err)
+	}
+	b, ok := st.lookup(want, req.Size, srcs)
+	return b, ok, nil
+}
+
+func (st *Store) prepare(req Request) (item, want string, srcs []Source, err error) {
+	item = req.Item
+	for _, s := range append([]string{req.Source}, req.Alternatives...) {
+		src, err := ParseSource(s)
+		if err != nil {
+			return itemOr(item, req.Source), "", nil, err
+		}
+		if src, err = st.resolveLocal(src); err != nil {
+			return itemOr(item, req.Source), "", nil, err
+		}
+		srcs = append(srcs, src)
+	}
+	if item == "" {
+		item = itemOr(srcs[0].FileName(), srcs[0].Redacted())
+	}
+	want, err = normalizeDigest(req.SHA256)
+	return item, want, srcs, err
+}
+
+func itemOr(item, fallback string) string {
+	if item != "" {
+		return item
+	}
+	return RedactString(fallback)
+}
+
+func (st *Store) lookup(want string, size int64, srcs []Source) (Blob, bool) {
+	if want != "" {
+		if n, ok := st.blobSize(want, size); ok {
+			return Blob{Path: st.blobPath(want), SHA256: want, Size: n}, true
+		}
+		return Blob{}, false
+	}
+	for _, src := range srcs {
+		if e, ok := st.lookupIndex(src); ok && (size <= 0 || e.Size == size) {
+			return Blob{Path: st.blobPath(e.SHA256), SHA256: e.SHA256, Size: e.Size, Source: e.Source}, true
+		}
+	}
+	return Blob{}, false
+}
+
+func (st *Store) blobSize(digest string, size int64) (int64, bool) {
+	if !st.blobOK(digest, size) {
+		return 0, false
+	}
+	fi, err := os.Stat(st.blobPath(digest))
+	if err != nil {
+		return 0, false
+	}
+	return fi.Size(), true
+}
+
+func (st *Store) fetch(ctx context.Context, req Request) (Blob, string, error) {
+	item, want, srcs, err := st.prepare(req)
+	if err != nil {
+		return Blob{}, item, err
+	}
+	if b, ok := st.lookup(want, req.Size, srcs); ok {
+		return b, item, nil
+	}
+	var errs []error
+	for i, src := range srcs {
+		if st.cfg.Offline && src.Kind != KindFile {
+			errs = append(errs, fmt.Errorf("%s: %w", src.Redacted(), ErrOffline))
+			continue
+		}
+		b, err := st.fetchFrom(ctx, src, want, req.Size, item)
+		if err == nil {
+			return b, item, nil
+		}
+		if ctx.Err() != nil {
+			return Blob{}, item, err
+		}
+		errs = append(errs, err)
+		if i+1 < len(srcs) {
+			st.log.Warn().Str("item", item).Err(st.red.error(err)).Msg("model source failed; trying the next one")
+		}
+	}
+	if len(errs) == 1 {
+		return Blob{}, item, errs[0]
+	}
+	return Blob{}, item, fmt.Errorf("all %d sources failed: %w", len(errs), errors.Join(errs...))
+}
+
+// fetchFrom downloads src under a cross-process lock. The lock and the
+// partial file are named by the expected digest when there is one (any
+// source of the same bytes may resume them), else by the source.
+func (st *Store) fetchFrom(ctx context.Context, src Source, want string, size int64, item string) (Blob, error) {
+	key := "s-" + hashKey(src.Canonical())[:40]
+	if want != "" {
+		key = "d-" + want
+	}
+	lk := flock.New(filepath.Join(st.dir, "locks", key+".lock"), flock.SetPermissions(0o644))
+	ok, err := lk.TryLock()
+	if err == nil && !ok {
+		st.log.Info().Str("item", item).Msg("another process is fetching this model; waiting for it")
+		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Message: "waiting for another process"})
+		ok, err = lk.TryLockContext(ctx, st.cfg.LockPoll)
+	}
+	if err != nil || !ok {
+		if ctx.Err() != nil {
+			return Blob{}, context.Cause(ctx)
+		}
+		return Blob{}, fmt.Errorf("lock model store entry: %w", err)
+	}
+	defer lk.Unlock()
+
+	// The process we waited for may have fetched it.
+	if b, ok := st.lookup(want, size, []Source{src}); ok {
+		return b, nil
+	}
+	var before os.FileInfo
+	if src.Kind == KindFile {
+		if before, err = os.Stat(src.Path); err != nil {
+			return Blob{}, fmt.Errorf("local model file: %w", err)
+		}
+	}
+	o, err := st.origin(src)
+	if err != nil {
+		return Blob{}, err
+	}
+	j := dlJob{origin: o, sourceKey: hashKey(src.Canonical()), want: want, wantSize: size, item: item,
+		part: filepath.Join(st.dir, "partial", key+".part"), meta: filepath.Join(st.dir, "partial", key+".json")}
+	st.log.Info().Str("item", item).Str("source", src.Redacted()).Msg("fetching model")
+	res, err := st.download(ctx, j)
+	var ce *ChecksumError
+	if errors.As(err, &ce) && res.resumed {
+		// The prefix came from an earlier run; the file may have changed
+		// in between. A fresh download decides.
+		st.log.Warn().Str("item", item).Msg("checksum mismatch after a resumed download; downloading again from the start")
+		res, err = st.download(ctx, j)
+	}
+	if err != nil {
+		return Blob{}, err
+	}
+	if err := st.commit(j.part, res.digest, res.size); err != nil {
+		return Blob{}, err
+	}
+	os.Remove(j.meta)
+	if err := st.writeIndex(src, res.digest, res.size, before); err != nil {
+		return Blob{}, err
+	}
+	return Blob{Path: st.blobPath(res.digest), SHA256: res.digest, Size: res.size, Source: st.red.string(src.Canonical()), Downloaded: true}, nil
+}
+
+// commit renames a verified partial file to its blob path. Blobs are
+// read-only: a placed hardlink shares the inode, and a custom node that
+// writes into its model file must not corrupt every build's copy.
+func (st *Store) commit(part, digest string, size int64) error {
+	dst := st.blobPath(digest)
+	if fi, err := os.Stat(dst); err == nil && fi.Size() == size {
+		return os.Remove(part)
+	}
+	if err := os.Chmod(part, 0o444); err != nil {
+		return fmt.Errorf("commit blob: %w", err)
+	}
+	if err := os.Rename(part, dst); err != nil {
+		return fmt.Errorf("commit blob: %w", err)
+	}
+	return fsutil.SyncDir(filepath.Dir(dst))
+}
+
+func (st *Store) origin(src Source) (origin, error) {
+	switch src.Kind {
+	case KindHF, KindCivitai, KindHTTP:
+		return &httpOrigin{st: st, src: src}, nil
+	case KindGCS:
+		return &gcsOrigin{st: st, src: src}, nil
+	case KindFile:
+		return &fileOrigin{src: src}, nil
+	}
+	return nil, fmt.Errorf("unsupported source kind %q", src.Kind)
+}

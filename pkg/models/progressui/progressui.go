@@ -1,0 +1,187 @@
+// Package progressui shows progress events to a person: live bars on a
+// terminal (mpb), or throttled log lines with bytes, rate and ETA when the
+// output is a file or a log collector. Both are safe for the concurrent
+// reports of parallel downloads.
+package progressui
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/pkg/progress"
+)
+
+// Reporter consumes events until Close.
+type Reporter interface {
+	Report(progress.Event)
+	// Close ends the display; later events are ignored.
+	Close()
+}
+
+// Auto returns bars when out is a terminal and log lines every interval
+// otherwise (RunPod logs, CI).
+func Auto(out *os.File, log zerolog.Logger, interval time.Duration) Reporter {
+	if out != nil && (isatty.IsTerminal(out.Fd()) || isatty.IsCygwinTerminal(out.Fd())) {
+		return NewBars(out)
+	}
+	return NewLogReporter(log, interval)
+}
+
+// rate tracks one item's throughput between reports.
+type rate struct {
+	start     time.Time
+	startDone int64
+	last      time.Time
+	lastDone  int64
+	bps       float64 // smoothed bytes per second
+}
+
+func newRate(now time.Time, done int64) *rate {
+	return &rate{start: now, startDone: done, last: now, lastDone: done}
+}
+
+// update folds the progress since the last update into a moving average,
+// so one slow second does not swing the ETA wildly.
+func (r *rate) update(now time.Time, done int64) {
+	if done < r.lastDone {
+		// The download restarted from 0: measure afresh.
+		*r = *newRate(now, done)
+		return
+	}
+	dt := now.Sub(r.last).Seconds()
+	if dt <= 0 {
+		return
+	}
+	cur := float64(done-r.lastDone) / dt
+	if r.bps == 0 {
+		r.bps = cur
+	} else {
+		r.bps = 0.7*r.bps + 0.3*cur
+	}
+	r.last, r.lastDone = now, done
+}
+
+func (r *rate) average(now time.Time, done int64) float64 {
+	dt := now.Sub(r.start).Seconds()
+	if dt <= 0 || done < r.startDone {
+		return 0
+	}
+	return float64(done-r.startDone) / dt
+}
+
+// eta is -1 when unknown.
+func eta(done, total int64, bps float64) time.Duration {
+	if total <= 0 || bps <= 0 || done > total {
+		return -1
+	}
+	return time.Duration(float64(total-done) / bps * float64(time.Second)).Round(time.Second)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// LogReporter writes one log line per item at most every interval, plus a
+// line when an item starts and when it finishes. It runs no goroutine: a
+// line is written when an event arrives, so a stalled download is silent
+// until the downloader's idle timeout reports it.
+type LogReporter struct {
+	log      zerolog.Logger
+	interval time.Duration
+	now      func() time.Time
+
+	mu     sync.Mutex
+	items  map[string]*rate
+	closed bool
+}
+
+// NewLogReporter reports to log at most every interval per item (default
+// 10s).
+func NewLogReporter(log zerolog.Logger, interval time.Duration) *LogReporter {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	return &LogReporter{log: log, interval: interval, now: time.Now, items: map[string]*rate{}}
+}
+
+// Report implements progress.Func.
+func (l *LogReporter) Report(e progress.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	now := l.now()
+	key := e.Task + "\x00" + e.Item
+	r := l.items[key]
+	if r == nil {
+		r = newRate(now, e.Done)
+		l.items[key] = r
+		if !e.Finished {
+			ev := l.log.Info().Str("task", e.Task).Str("item", e.Item)
+			if e.Total > 0 {
+				ev = ev.Int64("total_bytes", e.Total).Str("total", humanBytes(e.Total))
+			}
+			if e.Message != "" {
+				ev = ev.Str("note", e.Message)
+			}
+			ev.Msg(e.Task + " started")
+			return
+		}
+	}
+	if e.Finished {
+		delete(l.items, key)
+		ev := l.log.Info().Str("task", e.Task).Str("item", e.Item).Str("result", e.Message)
+		if e.Unit == "bytes" {
+			ev = ev.Int64("bytes", e.Done).Str("size", humanBytes(e.Done)).
+				Str("avg_rate", humanBytes(int64(r.average(now, e.Done)))+"/s")
+		}
+		ev.Dur("elapsed", now.Sub(r.start).Round(time.Millisecond)).Msg(e.Task + " finished")
+		return
+	}
+	if e.Message != "" && now.Sub(r.last) < l.interval {
+		l.log.Info().Str("task", e.Task).Str("item", e.Item).Str("note", e.Message).Msg(e.Task)
+		return
+	}
+	if now.Sub(r.last) < l.interval {
+		return
+	}
+	r.update(now, e.Done)
+	ev := l.log.Info().Str("task", e.Task).Str("item", e.Item)
+	if e.Unit == "bytes" {
+		ev = ev.Int64("bytes", e.Done).Str("done", humanBytes(e.Done)).Str("rate", humanBytes(int64(r.bps))+"/s")
+	} else {
+		ev = ev.Int64("done", e.Done)
+	}
+	if e.Total > 0 {
+		ev = ev.Int64("total_bytes", e.Total).Str("percent", fmt.Sprintf("%.1f%%", 100*float64(e.Done)/float64(e.Total)))
+		if d := eta(e.Done, e.Total, r.bps); d >= 0 {
+			ev = ev.Str("eta", d.String())
+		}
+	}
+	if e.Message != "" {
+		ev = ev.Str("note", e.Message)
+	}
+	ev.Msg(e.Task + " progress")
+}
+
+// Close stops reporting.
+func (l *LogReporter) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+}
