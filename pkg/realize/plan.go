@@ -1,0 +1,156 @@
+package realize
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/runpod-comfy/worker/pkg/lock"
+	"github.com/runpod-comfy/worker/pkg/models"
+	"github.com/runpod-comfy/worker/pkg/pyenv"
+)
+
+// Plan is what a realize would do, computed without changing anything.
+type Plan struct {
+	VersionID string     `json:"version_id"`
+	BuildDir  string     `json:"build_dir"`
+	ModelsDir string     `json:"models_dir"`
+	Complete  bool       `json:"complete"`
+	Items     []PlanItem `json:"items"`
+	// Python describes the interpreter, tool and flags of the Python step.
+	Python string `json:"python"`
+	// DownloadBytes sums the known sizes of models to download;
+	// UnknownSizes counts those whose size is not known before download.
+	DownloadBytes int64 `json:"download_bytes"`
+	UnknownSizes  int   `json:"unknown_sizes"`
+}
+
+// PlanItem is one thing the build needs. Action is "present" (nothing to
+// do), "export", "install", "link" (in the cache, to be linked),
+// "download" or "write".
+type PlanItem struct {
+	Step   string `json:"step"`
+	Item   string `json:"item"`
+	Action string `json:"action"`
+	Detail string `json:"detail,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// DryRun computes the plan for realizing l with cfg. It reads the build's
+// marker and the caches and writes nothing.
+func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
+	build, err := filepath.Abs(cfg.BuildDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.BuildDir = build
+	m, err := ReadMarker(build, l.VersionID)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, lock: l, marker: m, res: &Result{}}
+	p := &Plan{VersionID: l.VersionID, BuildDir: build, ModelsDir: cfg.ModelsDir, Complete: r.upToDate()}
+	add := func(step, item, action, detail string, size int64) {
+		p.Items = append(p.Items, PlanItem{Step: step, Item: item, Action: action, Detail: detail, Size: size})
+	}
+	if m.Core == l.Comfy.Commit && exists(r.path("main.py")) {
+		add("core", "ComfyUI", "present", short(l.Comfy.Commit), 0)
+	} else {
+		add("core", "ComfyUI", "export", l.Comfy.Repo+" @ "+short(l.Comfy.Commit), 0)
+	}
+	for _, n := range l.CustomNodes {
+		if m.Nodes[n.Dir] == n.Commit && exists(r.path("custom_nodes", n.Dir)) {
+			add("custom_nodes", n.Name, "present", short(n.Commit), 0)
+		} else {
+			add("custom_nodes", n.Name, "export", n.Repo.Repo+" @ "+short(n.Commit), 0)
+		}
+	}
+	in := r.installer()
+	plan := r.pythonPlan()
+	if d, err := in.Describe(ctx, plan); err == nil {
+		p.Python = d.String()
+	} else {
+		p.Python = "unavailable: " + err.Error()
+	}
+	pyAction := "install"
+	if m.Python != "" && exists(r.path(pyenv.VenvDirName, "bin", "python")) {
+		pyAction = "present"
+		p.Python += "\n(the build's venv exists; its packages are reinstalled only if the requirements changed)"
+	}
+	add("python", "venv + requirements", pyAction, fmt.Sprintf("%d node requirement files, %d packages", len(plan.Nodes), len(plan.Packages)), 0)
+	if r.skipModels() {
+		add("models", "all", "present", "skipped (skip_models)", 0)
+	} else {
+		for _, lm := range l.Models {
+			target, err := r.modelPath(lm.TargetPath)
+			if err != nil {
+				return nil, fmt.Errorf("model %s: %w", lm.Name, err)
+			}
+			if placed, ok := m.Models[lm.TargetPath]; ok {
+				if st, ok := statModel(target); ok && st.Size == placed.Size && st.ModTime == placed.ModTime {
+					add("models", lm.Name, "present", target, placed.Size)
+					continue
+				}
+			}
+			if cfg.Models != nil {
+				if b, ok, _ := cfg.Models.Lookup(models.Request{Item: lm.Name, Source: lm.Source, SHA256: lm.SHA256, Size: lm.Size}); ok {
+					add("models", lm.Name, "link", "cached blob -> "+target, b.Size)
+					continue
+				}
+			}
+			add("models", lm.Name, "download", lm.Source+" -> "+target, lm.Size)
+			if lm.Size > 0 {
+				p.DownloadBytes += lm.Size
+			} else {
+				p.UnknownSizes++
+			}
+		}
+	}
+	if _, err := os.Stat(r.path("extra_model_paths.yaml")); err == nil && m.ExtraModelPaths != "" {
+		add("extra_model_paths", "extra_model_paths.yaml", "present", "", 0)
+	} else {
+		add("extra_model_paths", "extra_model_paths.yaml", "write", "", 0)
+	}
+	return p, nil
+}
+
+// WriteText prints the plan for people.
+func (p *Plan) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "[DRY-RUN] %s: nothing is written\nbuild: %s\nmodels_dir: %s\n", p.VersionID, p.BuildDir, p.ModelsDir)
+	if p.Complete {
+		fmt.Fprintln(w, "state: complete (a realize would do nothing)")
+	}
+	step := ""
+	for _, it := range p.Items {
+		if it.Step != step {
+			step = it.Step
+			fmt.Fprintf(w, "%s:\n", step)
+		}
+		size := ""
+		if it.Size > 0 {
+			size = " (" + humanSize(it.Size) + ")"
+		}
+		fmt.Fprintf(w, "  %-8s %s%s  %s\n", it.Action, it.Item, size, it.Detail)
+	}
+	fmt.Fprintf(w, "python:\n  %s\n", p.Python)
+	fmt.Fprintf(w, "to download: %s", humanSize(p.DownloadBytes))
+	if p.UnknownSizes > 0 {
+		fmt.Fprintf(w, " + %d models of unknown size", p.UnknownSizes)
+	}
+	fmt.Fprintln(w)
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

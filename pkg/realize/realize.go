@@ -1,0 +1,224 @@
+// Package realize turns a lock into a runnable ComfyUI build on disk: core
+// tree, custom node trees, Python environment, models and
+// extra_model_paths.yaml, each step recorded in a marker with the digest of
+// its inputs. A re-run redoes only what changed or failed; a complete build
+// is recognised from stat data without reading a model file. A
+// cross-process lock per build makes concurrent workers on one volume do
+// the work once.
+package realize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/pkg/lock"
+	"github.com/runpod-comfy/worker/pkg/models"
+	"github.com/runpod-comfy/worker/pkg/progress"
+	"github.com/runpod-comfy/worker/pkg/pyenv"
+)
+
+// Trees puts the tree of a commit at dest, fetching it into the shared git
+// cache first when needed, and replacing dest atomically.
+type Trees interface {
+	Tree(ctx context.Context, url, ref, commit, dest string) error
+}
+
+// Config says where and how to realize.
+type Config struct {
+	BuildDir  string
+	ModelsDir string
+	// Jobs bounds parallel git fetches and model downloads.
+	Jobs int
+	// SkipModels leaves models out (options.skip_models or a flag).
+	SkipModels bool
+	Trees      Trees
+	Models     *models.Store
+	// Python is the pyenv configuration; realize sets the interpreter and
+	// system site packages from the lock's options.
+	Python   pyenv.Config
+	Logger   zerolog.Logger
+	Progress progress.Func
+	// SaveLock persists the lock after model digests were learned on
+	// first download (trust on first use). May be nil.
+	SaveLock func(*lock.Lock) error
+	// LockWait bounds waiting for another process realizing the same
+	// build; 0 waits as long as ctx allows.
+	LockPoll time.Duration
+}
+
+// Result reports what a realize did.
+type Result struct {
+	BuildDir string
+	// NoOp is set when the build was already complete for this lock.
+	NoOp  bool
+	Steps []Step
+}
+
+// Step is one step's outcome: Action is "kept" or "done".
+type Step struct {
+	Name   string        `json:"name"`
+	Action string        `json:"action"`
+	Detail string        `json:"detail,omitempty"`
+	Took   time.Duration `json:"took_ns"`
+}
+
+// Error is a failed step; the marker keeps the steps that completed.
+type Error struct {
+	Step string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("realize: %s: %v", e.Step, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// BuildLockPath is the lock file serialising work on one build, beside it
+// on the same volume.
+func BuildLockPath(buildDir string) string {
+	return filepath.Clean(buildDir) + ".lock"
+}
+
+// Realize brings cfg.BuildDir to the state l describes.
+func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
+	if cfg.Jobs <= 0 {
+		cfg.Jobs = 4
+	}
+	if cfg.LockPoll <= 0 {
+		cfg.LockPoll = 250 * time.Millisecond
+	}
+	build, err := filepath.Abs(cfg.BuildDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.BuildDir = build
+	if err := os.MkdirAll(filepath.Dir(build), 0o755); err != nil {
+		return nil, fmt.Errorf("realize: builds root: %w", err)
+	}
+	fl := flock.New(BuildLockPath(build))
+	locked, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("realize: lock %s: %w", fl.Path(), err)
+	}
+	if !locked {
+		cfg.Logger.Info().Str("build", build).Msg("another process is realizing this build; waiting for it")
+		if _, err := fl.TryLockContext(ctx, cfg.LockPoll); err != nil {
+			return nil, fmt.Errorf("realize: wait for the build lock: %w", err)
+		}
+	}
+	defer fl.Unlock()
+
+	r := &run{cfg: cfg, lock: l, res: &Result{BuildDir: build}}
+	if r.marker, err = ReadMarker(build, l.VersionID); err != nil {
+		return nil, err
+	}
+	if r.upToDate() {
+		r.res.NoOp = true
+		return r.res, nil
+	}
+	if err := os.MkdirAll(build, 0o755); err != nil {
+		return nil, fmt.Errorf("realize: %w", err)
+	}
+	r.marker.Complete = false
+	if err := r.saveMarker(); err != nil {
+		return nil, err
+	}
+	for _, s := range []struct {
+		name string
+		fn   func(context.Context) (string, error)
+	}{
+		{"core", r.core},
+		{"custom_nodes", r.nodes},
+		{"python", r.python},
+		{"models", r.models},
+		{"extra_model_paths", r.extraModelPaths},
+	} {
+		start := time.Now()
+		detail, err := s.fn(ctx)
+		if err != nil {
+			return r.res, &Error{Step: s.name, Err: err}
+		}
+		action := "done"
+		if detail == "" {
+			action, detail = "kept", "unchanged"
+		}
+		st := Step{Name: s.name, Action: action, Detail: detail, Took: time.Since(start)}
+		r.res.Steps = append(r.res.Steps, st)
+		cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Dur("took", st.Took).Msg("realize")
+	}
+	r.marker.Complete = true
+	r.marker.LockDigest = LockDigest(l)
+	return r.res, r.saveMarker()
+}
+
+// run is one realize in progress.
+type run struct {
+	cfg    Config
+	lock   *lock.Lock
+	res    *Result
+	mu     sync.Mutex // guards marker writes from parallel steps
+	marker *Marker
+}
+
+func (r *run) saveMarker() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.marker.write(r.cfg.BuildDir); err != nil {
+		return fmt.Errorf("realize: write marker: %w", err)
+	}
+	return nil
+}
+
+func (r *run) path(rel ...string) string {
+	return filepath.Join(append([]string{r.cfg.BuildDir}, rel...)...)
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// upToDate is the fast path: the marker says complete for this very lock,
+// and stat data confirms everything is still in place. No file is read.
+func (r *run) upToDate() bool {
+	m := r.marker
+	if !m.Complete || m.LockDigest != LockDigest(r.lock) || m.Core != r.lock.Comfy.Commit {
+		return false
+	}
+	if !exists(r.path("main.py")) || !exists(r.path(pyenv.VenvDirName, "bin", "python")) || !exists(r.path("extra_model_paths.yaml")) {
+		return false
+	}
+	for _, n := range r.lock.CustomNodes {
+		if m.Nodes[n.Dir] != n.Commit || !exists(r.path("custom_nodes", n.Dir)) {
+			return false
+		}
+	}
+	if r.skipModels() {
+		return true
+	}
+	for _, lm := range r.lock.Models {
+		placed, ok := m.Models[lm.TargetPath]
+		if !ok {
+			return false
+		}
+		p, err := r.modelPath(lm.TargetPath)
+		if err != nil {
+			return false
+		}
+		st, ok := statModel(p)
+		if !ok || st.Size != placed.Size || st.ModTime != placed.ModTime {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) skipModels() bool { return r.cfg.SkipModels || r.lock.Options.SkipModels }
+
+var errNoTrees = errors.New("no git source configured")

@@ -1,0 +1,205 @@
+package realize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/runpod-comfy/worker/pkg/models/modeltest"
+)
+
+func TestRealizeIncremental(t *testing.T) {
+	f := newFixture(t)
+	shaA := f.addModel("a.safetensors", 300_000)
+	f.addModel("b.bin", 1000)
+	f.addModel("c.bin", 500)
+	modelsJSON := fmt.Sprintf(`{"source": "%s", "target_path": "$MODELS_DIR/loras/a.safetensors", "checksum": "sha256:%s"},
+	  {"source": "%s", "target_path": "$COMFY_HOME/custom_nodes/node-a/ckpt/b.bin"},
+	  {"source": "%s", "target_path": "$MODELS_DIR/odd_folder/b.bin"}`,
+		f.ms.Path("a.safetensors"), shaA, f.ms.Path("b.bin"), f.ms.Path("b.bin"))
+	f.setSpec(f.specDoc(modelsJSON))
+
+	res := f.realize()
+	if got := actions(res); got != "core=done custom_nodes=done python=done models=done extra_model_paths=done" {
+		t.Fatalf("first realize: %s", got)
+	}
+	for _, p := range []string{"main.py", "comfy/__init__.py", "custom_nodes/example_node.py.example", "custom_nodes/node-a/__init__.py",
+		"custom_nodes/node-b/__init__.py", "custom_nodes/node-a/ckpt/b.bin", "extra_model_paths.yaml", MarkerFile} {
+		if !exists(filepath.Join(f.build, p)) {
+			t.Errorf("%s missing from the build", p)
+		}
+	}
+	got, _ := os.ReadFile(filepath.Join(f.models, "loras", "a.safetensors"))
+	if string(got) != string(f.modelData["a.safetensors"]) {
+		t.Error("model a has wrong content")
+	}
+	// One resolution installed core's, node-a's and the extra package's
+	// requirements; node-b opted out.
+	if out := pythonIn(t, f.build, "import alpha, beta, gamma; print('ok')"); out != "ok" {
+		t.Fatal(out)
+	}
+	if f.saved != 1 || f.lock.Model("$MODELS_DIR/odd_folder/b.bin").SHA256 == "" {
+		t.Errorf("the digest of an unchecksummed model was not recorded in the lock (saves=%d)", f.saved)
+	}
+	m, _ := ReadMarker(f.build, "v")
+	if !m.Complete || len(m.PythonFreeze) < 3 {
+		t.Errorf("marker = %+v", m)
+	}
+
+	// Second run: recognised from stat data; nothing fetched or exported.
+	reqs := len(f.ms.Requests("/a.safetensors"))
+	coreCalls := f.trees.count("https://github.com/comfyanonymous/ComfyUI")
+	if res := f.realize(); !res.NoOp {
+		t.Fatalf("second realize was not a no-op: %s", actions(res))
+	}
+	if len(f.ms.Requests("/a.safetensors")) != reqs || f.trees.count("https://github.com/comfyanonymous/ComfyUI") != coreCalls {
+		t.Error("a no-op realize touched the network or git")
+	}
+
+	// Change one node's commit: only it is exported again, and Python reruns.
+	f.nodes["node-b"].Commit("fix", map[string]string{"fix.py": ""})
+	f.setSpec(f.specDoc(modelsJSON))
+	res = f.realize()
+	if got := actions(res); got != "core=kept custom_nodes=done python=kept models=kept extra_model_paths=kept" {
+		t.Errorf("node-b (no requirements) bump: %s", got)
+	}
+	if f.trees.count("https://github.com/o/node-b") != 2 || f.trees.count("https://github.com/o/node-a") != 1 {
+		t.Errorf("exports: a=%d b=%d", f.trees.count("https://github.com/o/node-a"), f.trees.count("https://github.com/o/node-b"))
+	}
+	f.nodes["node-a"].Commit("feat", map[string]string{"feat.py": ""})
+	f.setSpec(f.specDoc(modelsJSON))
+	bReqs := len(f.ms.Requests("/b.bin"))
+	// node-a's fresh tree lacks the model placed inside it: the models step
+	// links it again from the store, without a download.
+	if got := actions(f.realize()); got != "core=kept custom_nodes=done python=done models=done extra_model_paths=kept" {
+		t.Errorf("node-a (with requirements) bump: %s", got)
+	}
+	if len(f.ms.Requests("/b.bin")) != bReqs || !exists(filepath.Join(f.build, "custom_nodes/node-a/ckpt/b.bin")) {
+		t.Error("the model inside node-a was downloaded again or not placed")
+	}
+
+	// Add a model: only it is downloaded.
+	f.setSpec(f.specDoc(modelsJSON + fmt.Sprintf(`, {"source": "%s", "target_path": "$MODELS_DIR/vae/c.bin"}`, f.ms.Path("c.bin"))))
+	before := len(f.ms.Requests("/a.safetensors")) + len(f.ms.Requests("/b.bin"))
+	res = f.realize()
+	if got := actions(res); got != "core=kept custom_nodes=kept python=kept models=done extra_model_paths=kept" {
+		t.Errorf("added model: %s", got)
+	}
+	if after := len(f.ms.Requests("/a.safetensors")) + len(f.ms.Requests("/b.bin")); after != before || len(f.ms.Requests("/c.bin")) != 1 {
+		t.Errorf("adding c re-fetched others (%d -> %d) or not c (%d)", before, after, len(f.ms.Requests("/c.bin")))
+	}
+}
+
+func TestRealizeRetriesOnlyTheFailedStep(t *testing.T) {
+	f := newFixture(t)
+	f.addModel("m.bin", 2000)
+	f.ms.Faults("/m.bin", modeltest.Fault{Status: 500}, modeltest.Fault{Status: 500}) // MaxAttempts is 2
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "checkpoints/m.bin"}`, f.ms.Path("m.bin"))))
+	_, err := Realize(context.Background(), f.config(), f.lock)
+	var re *Error
+	if !errors.As(err, &re) || re.Step != "models" {
+		t.Fatalf("want a models step error, got %v", err)
+	}
+	if exists(filepath.Join(f.models, "checkpoints", "m.bin")) {
+		t.Fatal("a failed download left a file at the final path")
+	}
+	m, _ := ReadMarker(f.build, "v")
+	if m.Complete || m.Core == "" || m.Python == "" {
+		t.Fatalf("marker after failure = %+v", m)
+	}
+	res := f.realize()
+	if got := actions(res); got != "core=kept custom_nodes=kept python=kept models=done extra_model_paths=done" {
+		t.Errorf("rerun after failure: %s", got)
+	}
+}
+
+func TestRealizeConcurrentSameBuild(t *testing.T) {
+	f := newFixture(t)
+	f.addModel("big.bin", 2_000_000)
+	f.ms.Throttle("/big.bin", 8_000_000)
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "checkpoints/big.bin"}`, f.ms.Path("big.bin"))))
+	var wg sync.WaitGroup
+	results := make([]*Result, 3)
+	errs := make([]error, 3)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = Realize(context.Background(), f.config(), f.lock)
+		}()
+	}
+	wg.Wait()
+	noops := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("realize %d: %v", i, errs[i])
+		}
+		if results[i].NoOp {
+			noops++
+		}
+	}
+	if noops != 2 || len(f.ms.Requests("/big.bin")) != 1 || f.trees.count("https://github.com/comfyanonymous/ComfyUI") != 1 {
+		t.Errorf("3 concurrent realizes: %d no-ops (want 2), %d downloads, %d core exports (want 1 each)",
+			noops, len(f.ms.Requests("/big.bin")), f.trees.count("https://github.com/comfyanonymous/ComfyUI"))
+	}
+}
+
+func TestRealizeRelocatable(t *testing.T) {
+	f := newFixture(t)
+	f.addModel("m.bin", 1000)
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("m.bin"))))
+	f.realize()
+	moved := filepath.Join(f.dir, "mounted-elsewhere")
+	if err := os.Rename(f.volume, moved); err != nil {
+		t.Fatal(err)
+	}
+	build := filepath.Join(moved, "builds", "comfy-v")
+	if out := pythonIn(t, build, "import alpha, beta; print('ok')"); out != "ok" {
+		t.Fatal(out)
+	}
+	data, err := os.ReadFile(filepath.Join(moved, "models", "loras", "m.bin"))
+	if err != nil || len(data) != 1000 {
+		t.Fatalf("model after the move: %v", err)
+	}
+	y, _ := os.ReadFile(filepath.Join(build, "extra_model_paths.yaml"))
+	if strings.Contains(string(y), f.volume) {
+		t.Errorf("extra_model_paths.yaml names the old mount:\n%s", y)
+	}
+	// Realize at the new mount point recognises the build.
+	cfg := f.config()
+	cfg.BuildDir, cfg.ModelsDir = build, filepath.Join(moved, "models")
+	res, err := Realize(context.Background(), cfg, f.lock)
+	if err != nil || !res.NoOp {
+		t.Fatalf("realize after the move: noop=%v err=%v", res != nil && res.NoOp, err)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.addModel("m.bin", 1000)
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin", "size": 1000}`, f.ms.Path("m.bin"))))
+	p, err := DryRun(context.Background(), f.config(), f.lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exists(f.build) || len(f.ms.Requests("/m.bin")) != 0 {
+		t.Fatal("dry run wrote the build or downloaded")
+	}
+	var sb strings.Builder
+	p.WriteText(&sb)
+	for _, want := range []string{"export   ComfyUI", "export   node-a", "download m.bin (1000 B)", "to download: 1000 B", "python:"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("plan lacks %q:\n%s", want, sb.String())
+		}
+	}
+	f.realize()
+	p, err = DryRun(context.Background(), f.config(), f.lock)
+	if err != nil || !p.Complete {
+		t.Fatalf("plan after realize: complete=%v err=%v", p != nil && p.Complete, err)
+	}
+}
