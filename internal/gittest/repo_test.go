@@ -179,3 +179,32 @@ func TestFileURL(t *testing.T) {
 		t.Fatalf("ls-remote %s = %q, want %s", u, out, sha)
 	}
 }
+
+func TestCommitRaw(t *testing.T) {
+	t.Parallel()
+	r := NewRepo(t)
+	first := r.Commit("normal", map[string]string{"a": "a\n"})
+	sha := r.CommitRaw("raw", []RawEntry{
+		{Mode: ModeFile, Name: "..", Content: "evil\n"},
+		{Mode: ModeDir, Name: "d", Entries: []RawEntry{
+			{Mode: ModeExec, Name: "run", Content: "#!/bin/sh\n"},
+			{Mode: ModeSymlink, Name: "l", Content: "/etc/passwd"},
+		}},
+		{Mode: ModeGitlink, Name: "sub", SHA: first},
+	})
+	if got := r.Head(); got != sha {
+		t.Fatalf("HEAD = %s, want the raw commit %s", got, sha)
+	}
+	if got := r.RevParse("HEAD^"); got != first {
+		t.Fatalf("parent = %s, want %s", got, first)
+	}
+	ls := r.Git("ls-tree", "-r", sha)
+	for _, want := range []string{"100644 blob", "\t..", "100755 blob", "\td/run", "120000 blob", "\td/l", "160000 commit " + first + "\tsub"} {
+		if !strings.Contains(ls, want) {
+			t.Fatalf("ls-tree lacks %q:\n%s", want, ls)
+		}
+	}
+	if got := r.Git("cat-file", "blob", sha+":d/l"); got != "/etc/passwd" {
+		t.Fatalf("symlink target = %q", got)
+	}
+}

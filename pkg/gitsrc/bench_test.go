@@ -3,7 +3,10 @@ package gitsrc
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -96,4 +99,109 @@ func BenchmarkResolveMany(b *testing.B) {
 			}
 		}
 	})
+}
+
+// fetchBenchRepos publishes n repositories the size of a typical custom
+// node: a few hundred files in nested folders and some history.
+func fetchBenchRepos(b *testing.B, srv *gittest.Server, n int) (urls, tips []string) {
+	b.Helper()
+	for i := range n {
+		r := gittest.NewRepo(b)
+		files := map[string]string{}
+		for f := range 300 {
+			files[fmt.Sprintf("pkg%d/sub%d/file_%d.py", f%10, f%3, f)] = strings.Repeat(fmt.Sprintf("# repo %d file %d\nx = %d\n", i, f, f), 40)
+		}
+		r.Commit("files", files)
+		r.Commits(30)
+		urls = append(urls, srv.Add(fmt.Sprintf("github.com/owner/node-%d", i), r))
+		tips = append(tips, r.Head())
+	}
+	return urls, tips
+}
+
+// BenchmarkFetchExport builds 10 custom-node trees from scratch (empty
+// cache) through go-git, all at once, against the baseline of the
+// original tool's method, `git clone --depth 1` with the CLI one repository
+// after another, on the same server in the same run.
+func BenchmarkFetchExport(b *testing.B) {
+	const n = 10
+	srv := gittest.NewServer(b)
+	urls, tips := fetchBenchRepos(b, srv, n)
+	ctx := context.Background()
+	c := NewClient(Options{})
+	root := b.TempDir()
+	fresh := func(b *testing.B) string {
+		b.StopTimer()
+		dir, err := os.MkdirTemp(root, "iter-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		return dir
+	}
+	drop := func(b *testing.B, dir string) {
+		b.StopTimer()
+		_ = os.RemoveAll(dir)
+		b.StartTimer()
+	}
+	materialize := func(b *testing.B, concurrent bool, opts ExportOptions) {
+		for b.Loop() {
+			dir := fresh(b)
+			errs := make([]error, n)
+			one := func(i int) {
+				_, errs[i] = c.Materialize(ctx, FetchRequest{CacheDir: filepath.Join(dir, "cache"), URL: urls[i], Commit: tips[i]},
+					filepath.Join(dir, "custom_nodes", fmt.Sprint(i)), opts)
+			}
+			var wg sync.WaitGroup
+			for i := range n {
+				if concurrent {
+					wg.Go(func() { one(i) })
+				} else {
+					one(i)
+				}
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			drop(b, dir)
+		}
+	}
+	clone := func(b *testing.B, concurrent bool) {
+		git, env := gittest.GitPath(b), gittest.Environ()
+		for b.Loop() {
+			dir := fresh(b)
+			errs := make([]error, n)
+			one := func(i int) {
+				cmd := exec.Command(git, "clone", "-q", "--depth", "1", urls[i], filepath.Join(dir, fmt.Sprint(i)))
+				cmd.Env, cmd.Dir = env, dir
+				if out, err := cmd.CombinedOutput(); err != nil {
+					errs[i] = fmt.Errorf("git clone: %v: %s", err, out)
+				}
+			}
+			var wg sync.WaitGroup
+			for i := range n {
+				if concurrent {
+					wg.Go(func() { one(i) })
+				} else {
+					one(i)
+				}
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			drop(b, dir)
+		}
+	}
+
+	b.Run("go-git-concurrent", func(b *testing.B) { materialize(b, true, ExportOptions{}) })
+	b.Run("go-git-concurrent-nosync", func(b *testing.B) { materialize(b, true, ExportOptions{NoSync: true}) })
+	b.Run("go-git-serial", func(b *testing.B) { materialize(b, false, ExportOptions{}) })
+	b.Run("git-clone-depth1-cli-serial", func(b *testing.B) { clone(b, false) })
+	b.Run("git-clone-depth1-cli-concurrent", func(b *testing.B) { clone(b, true) })
 }

@@ -13,6 +13,8 @@ var (
 	ErrRepoNotFound = errors.New("repository not found")
 	// ErrAuth: the server wants credentials, or refused the ones sent.
 	ErrAuth = errors.New("authentication failed")
+	// ErrOffline: the work needs the network and Options.Offline is set.
+	ErrOffline = errors.New("offline mode allows no network access")
 )
 
 // maxListed caps how many branch and tag names an error message shows.
@@ -89,4 +91,20 @@ type AmbiguousRefError struct {
 func (e *AmbiguousRefError) Error() string {
 	return fmt.Sprintf("abbreviated SHA %q is ambiguous in %s: it prefixes %s; write more hex digits or the full 40-hex SHA",
 		e.Ref, e.URL, strings.Join(e.Matches, ", "))
+}
+
+// CommitNotFoundError says a repository does not have a commit: not by SHA,
+// not behind the requested ref, not on any branch or tag.
+type CommitNotFoundError struct {
+	// URL is the repository, credentials redacted (and its rewritten form).
+	URL string
+	// Commit is the SHA asked for.
+	Commit string
+	// Ref is the ref whose history was searched ("" for HEAD).
+	Ref string
+}
+
+func (e *CommitNotFoundError) Error() string {
+	return fmt.Sprintf("commit %s not found in %s (searched %s and every branch and tag): "+
+		"was it force-pushed away? pin a commit that is on a branch or tag", e.Commit, e.URL, displayRef(e.Ref))
 }

@@ -43,6 +43,9 @@ type Options struct {
 	Logger zerolog.Logger
 	// ListTimeout bounds one listing; default DefaultListTimeout.
 	ListTimeout time.Duration
+	// Offline forbids network access: Fetch serves only cached commits and
+	// ListRefs fails, both with an error matching ErrOffline.
+	Offline bool
 }
 
 // Client talks to remote git repositories with go-git. It is safe for
@@ -52,6 +55,7 @@ type Client struct {
 	credentials []Credential
 	log         zerolog.Logger
 	listTimeout time.Duration
+	offline     bool
 }
 
 // NewClient returns a Client configured by opts.
@@ -61,6 +65,7 @@ func NewClient(opts Options) *Client {
 		credentials: append([]Credential(nil), opts.Credentials...),
 		log:         opts.Logger,
 		listTimeout: opts.ListTimeout,
+		offline:     opts.Offline,
 	}
 	if c.listTimeout <= 0 {
 		c.listTimeout = DefaultListTimeout
@@ -102,6 +107,9 @@ func (c *Client) ListRefs(ctx context.Context, rawURL string) (*Refs, error) {
 	secrets := append(secretsOf(rawURL), secretsOf(target)...)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list refs of %s: %w", display, err)
+	}
+	if c.offline {
+		return nil, fmt.Errorf("list refs of %s: %w: pin a full commit SHA in the lock, or run once without offline mode", display, ErrOffline)
 	}
 
 	ep, err := transport.NewEndpoint(target)
