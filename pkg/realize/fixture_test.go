@@ -62,7 +62,7 @@ func (a *archiveTrees) count(url string) int {
 // fixture is a volume with a builds root, a models dir and a cache, plus
 // the repositories, wheels and model server a version needs.
 type fixture struct {
-	t                          *testing.T
+	t                          testing.TB
 	volume, build, models, dir string
 	core                       *gittest.Repo
 	nodes                      map[string]*gittest.Repo
@@ -75,7 +75,7 @@ type fixture struct {
 	saved                      int
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	python := pyenvtest.Python(t)
 	_ = python
@@ -175,7 +175,7 @@ func actions(res *Result) string {
 }
 
 // python runs code with the build's interpreter, as ComfyUI would be run.
-func pythonIn(t *testing.T, build, code string) string {
+func pythonIn(t testing.TB, build, code string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(build, ".venv", "bin", "python"), "-c", code)
 	cmd.Env = pyenvtest.IsolatedEnv()

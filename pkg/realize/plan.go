@@ -67,7 +67,7 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 			add("custom_nodes", n.Name, "export", n.Repo.Repo+" @ "+short(n.Commit), 0)
 		}
 	}
-	in := r.installer()
+	in := r.newInstaller()
 	plan := r.pythonPlan()
 	if d, err := in.Describe(ctx, plan); err == nil {
 		p.Python = d.String()

@@ -23,6 +23,7 @@ import (
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/pyenv"
+	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // Trees puts the tree of a commit at dest, fetching it into the shared git
@@ -129,28 +130,19 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if err := r.saveMarker(); err != nil {
 		return nil, err
 	}
-	for _, s := range []struct {
-		name string
-		fn   func(context.Context) (string, error)
-	}{
-		{"core", r.core},
-		{"custom_nodes", r.nodes},
-		{"python", r.python},
-		{"models", r.models},
-		{"extra_model_paths", r.extraModelPaths},
-	} {
-		start := time.Now()
-		detail, err := s.fn(ctx)
+	// Trees, models and the venv do not depend on each other: they run
+	// together (downloads overlap git fetches and venv creation), and one
+	// failing does not stop the others, so a re-run redoes only what
+	// failed. The Python install needs the trees and the venv.
+	errs := r.phase(ctx, []step{{name: "core", fn: r.core}, {name: "custom_nodes", fn: r.nodes}, {name: "python", fn: r.venv, quiet: true}, {name: "models", fn: r.modelsIn(spec.ModelsRoot)}})
+	if errs[0] == nil && errs[1] == nil && errs[2] == nil {
+		errs = append(errs, r.phase(ctx, []step{{name: "python", fn: r.python}, {name: "models", fn: r.modelsIn(spec.ComfyRoot), quiet: true}})...)
+	}
+	errs = append(errs, r.phase(ctx, []step{{name: "extra_model_paths", fn: r.extraModelPaths}})...)
+	for _, err := range errs {
 		if err != nil {
-			return r.res, &Error{Step: s.name, Err: err}
+			return r.res, err
 		}
-		action := "done"
-		if detail == "" {
-			action, detail = "kept", "unchanged"
-		}
-		st := Step{Name: s.name, Action: action, Detail: detail, Took: time.Since(start)}
-		r.res.Steps = append(r.res.Steps, st)
-		cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Dur("took", st.Took).Msg("realize")
 	}
 	r.marker.Complete = true
 	r.marker.LockDigest = LockDigest(l)
@@ -162,8 +154,63 @@ type run struct {
 	cfg    Config
 	lock   *lock.Lock
 	res    *Result
-	mu     sync.Mutex // guards marker writes from parallel steps
+	mu     sync.Mutex // guards the marker and res across parallel steps
 	marker *Marker
+	// venvReady is the build's venv, made by the venv step.
+	venvReady *pyenv.Venv
+	installer *pyenv.Installer
+}
+
+// step is a named piece of a realize.
+type step struct {
+	name string
+	fn   func(context.Context) (string, error)
+	// quiet steps are reported only when they did something (venv
+	// creation is reported by the install, models inside the build by the
+	// models step when nothing changed).
+	quiet bool
+}
+
+// phase runs steps concurrently and returns each one's error (an *Error
+// naming the step), in the order given. Quiet steps are reported only when
+// they did something.
+func (r *run) phase(ctx context.Context, steps []step) []error {
+	done := make([]*Step, len(steps))
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			detail, err := s.fn(ctx)
+			if err != nil {
+				errs[i] = &Error{Step: s.name, Err: err}
+				return
+			}
+			action := "done"
+			if detail == "" {
+				action, detail = "kept", "unchanged"
+			}
+			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	for i, st := range done {
+		if st != nil && !(steps[i].quiet && st.Action == "kept") {
+			r.res.Steps = append(r.res.Steps, *st)
+			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Dur("took", st.Took).Msg("realize")
+		}
+	}
+	return errs
+}
+
+// set changes the marker under the lock and saves it.
+func (r *run) set(change func(m *Marker)) error {
+	r.mu.Lock()
+	change(r.marker)
+	r.mu.Unlock()
+	return r.saveMarker()
 }
 
 func (r *run) saveMarker() error {

@@ -47,8 +47,8 @@ func (r *run) core(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.marker.Core = "" // the build is between cores until this step ends
-	if err := r.saveMarker(); err != nil {
+	// The build is between cores until this step ends.
+	if err := r.set(func(m *Marker) { m.Core = "" }); err != nil {
 		return "", err
 	}
 	var names []string
@@ -82,11 +82,10 @@ func (r *run) core(ctx context.Context) (string, error) {
 		}
 	}
 	sort.Strings(names)
-	r.marker.Core, r.marker.CoreEntries = want, names
 	if err := fsutil.SyncDir(r.cfg.BuildDir); err != nil {
 		return "", err
 	}
-	return "ComfyUI at " + short(want), r.saveMarker()
+	return "ComfyUI at " + short(want), r.set(func(m *Marker) { m.Core, m.CoreEntries = want, names })
 }
 
 // mergeDir moves the files of src into dst without touching what dst
@@ -215,7 +214,7 @@ func (r *run) pythonPlan() pyenv.Plan {
 	return p
 }
 
-func (r *run) installer() *pyenv.Installer {
+func (r *run) newInstaller() *pyenv.Installer {
 	pc := r.cfg.Python
 	pc.Python = r.lock.Options.PythonOrDefault()
 	pc.SystemSitePackages = r.lock.Options.SystemSitePackages
@@ -226,12 +225,20 @@ func (r *run) installer() *pyenv.Installer {
 	return pyenv.New(pc)
 }
 
-func (r *run) python(ctx context.Context) (string, error) {
-	in := r.installer()
-	venv, err := in.EnsureVenv(ctx, r.cfg.BuildDir)
+// venv makes sure the build's venv exists; it runs alongside the trees and
+// downloads, as creating a venv takes seconds.
+func (r *run) venv(ctx context.Context) (string, error) {
+	r.installer = r.newInstaller()
+	venv, err := r.installer.EnsureVenv(ctx, r.cfg.BuildDir)
 	if err != nil {
 		return "", err
 	}
+	r.venvReady = venv
+	return "", nil
+}
+
+func (r *run) python(ctx context.Context) (string, error) {
+	in, venv := r.installer, r.venvReady
 	plan := r.pythonPlan()
 	digest, err := in.PlanDigest(plan, venv)
 	if err != nil {
@@ -250,8 +257,8 @@ func (r *run) python(ctx context.Context) (string, error) {
 	if digest == r.marker.Python && !venv.Created {
 		return "", nil
 	}
-	r.marker.Python = "" // a failed install must be retried next run
-	if err := r.saveMarker(); err != nil {
+	// A failed install must be retried next run.
+	if err := r.set(func(m *Marker) { m.Python = "" }); err != nil {
 		return "", err
 	}
 	if !plan.Empty() {
@@ -263,8 +270,9 @@ func (r *run) python(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.marker.Python, r.marker.PythonFreeze, r.marker.Interpreter = digest, freeze, venv.Interpreter.Version
-	return fmt.Sprintf("%d packages with python %s", len(freeze), venv.Interpreter.Version), r.saveMarker()
+	return fmt.Sprintf("%d packages with python %s", len(freeze), venv.Interpreter.Version), r.set(func(m *Marker) {
+		m.Python, m.PythonFreeze, m.Interpreter = digest, freeze, venv.Interpreter.Version
+	})
 }
 
 // modelPath maps a lock target to a file: $MODELS_DIR/... under the
@@ -283,16 +291,27 @@ func (r *run) modelPath(target string) (string, error) {
 	return filepath.Join(r.cfg.ModelsDir, filepath.FromSlash(t.Rel)), nil
 }
 
+// modelsIn returns the step placing the models whose target is under
+// root. Models in the shared models directory are fetched alongside the
+// trees; models inside the build ($COMFY_HOME, e.g. in a node's folder)
+// after them, as exporting a node replaces its folder.
+func (r *run) modelsIn(root spec.Root) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) { return r.models(ctx, root) }
+}
+
 // models downloads what is missing into the content-addressed store (in
-// parallel, each blob once across processes) and links every model into
-// place. Digests learned on first download go into the lock.
-func (r *run) models(ctx context.Context) (string, error) {
+// parallel, each blob once across processes) and links every model under
+// root into place. Digests learned on first download go into the lock.
+func (r *run) models(ctx context.Context, root spec.Root) (string, error) {
 	if r.skipModels() || len(r.lock.Models) == 0 {
 		return "", nil
 	}
 	var reqs []models.Request
 	var todo []int
 	for i, lm := range r.lock.Models {
+		if t, err := spec.ParseTarget(lm.TargetPath); err == nil && t.Root != root {
+			continue
+		}
 		p, err := r.modelPath(lm.TargetPath)
 		if err != nil {
 			return "", fmt.Errorf("model %s: %w", lm.Name, err)
@@ -321,6 +340,8 @@ func (r *run) models(ctx context.Context) (string, error) {
 	}
 	learned := false
 	downloaded := 0
+	r.mu.Lock() // the lock's models are shared by both model steps
+	defer r.mu.Unlock()
 	for k, i := range todo {
 		lm, b := r.lock.Models[i], blobs[k]
 		p, _ := r.modelPath(lm.TargetPath)
@@ -332,9 +353,7 @@ func (r *run) models(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("model %s: %s is not a file after placing it", lm.Name, p)
 		}
 		st.SHA256 = b.SHA256
-		r.mu.Lock()
 		r.marker.Models[lm.TargetPath] = st
-		r.mu.Unlock()
 		if r.lock.RecordModel(lm.TargetPath, b.SHA256, b.Size) {
 			learned = true
 		}
@@ -347,7 +366,10 @@ func (r *run) models(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("record model digests in the lock: %w", err)
 		}
 	}
-	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), r.saveMarker()
+	if err := r.marker.write(r.cfg.BuildDir); err != nil {
+		return "", fmt.Errorf("realize: write marker: %w", err)
+	}
+	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
 }
 
 func (r *run) extraModelPaths(ctx context.Context) (string, error) {
@@ -365,8 +387,7 @@ func (r *run) extraModelPaths(ctx context.Context) (string, error) {
 	if err := fsutil.WriteFileAtomic(p, []byte(content), 0o644); err != nil {
 		return "", err
 	}
-	r.marker.ExtraModelPaths = digest
-	return "written", r.saveMarker()
+	return "written", r.set(func(m *Marker) { m.ExtraModelPaths = digest })
 }
 
 func short(sha string) string {
