@@ -1,0 +1,372 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/pkg/comfy"
+	"github.com/runpod-comfy/worker/pkg/output"
+	"github.com/runpod-comfy/worker/pkg/progress"
+)
+
+// Build is a realized version, ready to run.
+type Build struct {
+	VersionID string
+	Dir       string // the ComfyUI directory (COMFY_HOME)
+	Python    string // the build's venv python
+	Env       map[string]string
+	ComfyArgs []string
+	// Digest changes whenever the build changes; a warm ComfyUI of another
+	// digest is restarted.
+	Digest string
+}
+
+// Preparer finds a version and realizes it if needed (under the realize
+// locks, so workers sharing a volume cooperate).
+type Preparer func(ctx context.Context, versionID string, p progress.Func) (*Build, error)
+
+// Fetcher opens a URL input (https:// or gs://) under the operator's
+// limits. Nil refuses URL inputs.
+type Fetcher func(ctx context.Context, url string) (io.ReadCloser, error)
+
+// Deliverer stores outputs somewhere other than the result (GCS) and
+// returns their entries with URLs.
+type Deliverer interface {
+	Deliver(ctx context.Context, jobID string, in *Input, files []output.Local) ([]output.File, error)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Prepare Preparer
+	// Scratch is local disk for ComfyUI's input/output/temp/user folders
+	// and per-job files; never the shared volume.
+	Scratch string
+	// Comfy is the template for each ComfyUI process (logger, GPU
+	// detection, timeouts, passthrough args); build fields are filled in.
+	Comfy comfy.Config
+	// ClientTemplate tunes the ComfyUI client; BaseURL and Process are set
+	// per process.
+	ClientTemplate comfy.ClientConfig
+	Defaults       Defaults
+	Fetch          Fetcher
+	GCS            Deliverer
+	// Base64Limit bounds base64 results; default output.DefaultBase64Limit.
+	// In "auto" mode, outputs above AutoThreshold go to GCS.
+	Base64Limit   int64
+	AutoThreshold int64
+	// ProgressInterval throttles progress updates; default 500 ms (at
+	// most 2 per second).
+	ProgressInterval time.Duration
+	Logger           zerolog.Logger
+}
+
+// Handler runs jobs, one at a time, on one warm ComfyUI.
+type Handler struct {
+	cfg  Config
+	mu   sync.Mutex // one job at a time; guards warm
+	warm *warm
+}
+
+type warm struct {
+	build  *Build
+	sup    *comfy.Supervisor
+	client *comfy.Client
+}
+
+// New returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Prepare == nil {
+		return nil, errors.New("job: Config.Prepare is required")
+	}
+	if cfg.Scratch == "" {
+		return nil, errors.New("job: Config.Scratch is required")
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = 500 * time.Millisecond
+	}
+	if cfg.Base64Limit <= 0 {
+		cfg.Base64Limit = output.DefaultBase64Limit
+	}
+	if cfg.AutoThreshold <= 0 {
+		cfg.AutoThreshold = 8 << 20
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// Outcome is a finished job: Output on success, Failure otherwise.
+type Outcome struct {
+	Output  any
+	Failure *Failure
+}
+
+// Close stops the warm ComfyUI.
+func (h *Handler) Close(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stopWarm(ctx)
+}
+
+func (h *Handler) stopWarm(ctx context.Context) error {
+	if h.warm == nil {
+		return nil
+	}
+	w := h.warm
+	h.warm = nil
+	w.client.Close()
+	return w.sup.Stop(ctx)
+}
+
+var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// Handle runs one job. report receives progress updates (throttled).
+func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage, report func(any)) Outcome {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	j := &jobRun{h: h, id: jobID, start: time.Now(), timings: map[string]float64{}, report: report,
+		log: h.cfg.Logger.With().Str("job_id", jobID).Logger()}
+	j.safeID = unsafeID.ReplaceAllString(jobID, "")
+	if len(j.safeID) > 12 {
+		j.safeID = j.safeID[:12]
+	}
+	if j.safeID == "" {
+		j.safeID = fmt.Sprintf("%x", time.Now().UnixNano())
+	}
+	j.dir = filepath.Join(h.cfg.Scratch, "jobs", j.safeID)
+	defer os.RemoveAll(j.dir)
+	out, stage, err := j.run(ctx, raw)
+	j.timings["total"] = ms(time.Since(j.start))
+	if err != nil {
+		f := classify(ctx, stage, err)
+		f.Details["error_type"] = f.Type
+		f.Details["timings_ms"] = j.timings
+		if j.versionID != "" {
+			f.Details["version_id"] = j.versionID
+		}
+		j.log.Error().Str("error_type", f.Type).Str("stage", stage).Msg(f.Message)
+		return Outcome{Failure: f}
+	}
+	j.log.Info().Interface("timings_ms", j.timings).Msg("job done")
+	return Outcome{Output: out}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// jobRun is one job in progress.
+type jobRun struct {
+	h         *Handler
+	id        string
+	safeID    string
+	dir       string
+	versionID string
+	start     time.Time
+	timings   map[string]float64
+	report    func(any)
+	lastSent  time.Time
+	log       zerolog.Logger
+}
+
+// stage times fn under name.
+func (j *jobRun) stage(name string, fn func() error) error {
+	t := time.Now()
+	err := fn()
+	j.timings[name] += ms(time.Since(t))
+	return err
+}
+
+// progress forwards an update, at most one per interval except stage
+// changes, which always go out.
+func (j *jobRun) progress(v map[string]any, force bool) {
+	if j.report == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(j.lastSent) < j.h.cfg.ProgressInterval {
+		return
+	}
+	j.lastSent = now
+	j.report(v)
+}
+
+func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, error) {
+	in, err := ParseInput(raw, j.h.cfg.Defaults)
+	if err != nil {
+		return nil, "input", err
+	}
+	j.versionID = in.VersionID
+	var build *Build
+	j.progress(map[string]any{"stage": "realize", "version_id": in.VersionID}, true)
+	if err := j.stage("realize", func() (err error) {
+		build, err = j.h.cfg.Prepare(ctx, in.VersionID, j.realizeProgress)
+		return err
+	}); err != nil {
+		return nil, "realize", err
+	}
+	wf, err := j.workflow(ctx, in)
+	if err != nil {
+		return nil, "input", err
+	}
+	inputs, err := j.inputs(ctx, in)
+	if err != nil {
+		return nil, "input", err
+	}
+	var w *warm
+	if err := j.stage("start", func() (err error) {
+		w, err = j.h.ensure(ctx, build, j)
+		return err
+	}); err != nil {
+		return nil, "start", err
+	}
+	j.progress(map[string]any{"stage": "execute"}, true)
+	outDir := filepath.Join(j.dir, "out")
+	res, err := w.client.Run(ctx, wf, comfy.RunOptions{
+		OutputDir: outDir, Inputs: inputs, InputPrefix: j.safeID, Timeout: in.Timeout,
+		Progress: j.comfyProgress, ExtraData: extraData(in),
+	})
+	if res != nil {
+		j.timings["upload"] += ms(res.Timings.Upload)
+		j.timings["queue"] += ms(res.Timings.Queue)
+		j.timings["execute"] += ms(res.Timings.Execute)
+		j.timings["download"] += ms(res.Timings.Download)
+		defer j.h.cleanComfyFiles(w, res, j.log)
+	}
+	if err != nil {
+		var te *comfy.TimeoutError
+		if errors.As(err, &te) && !te.Interrupted {
+			// ComfyUI may still be busy with the prompt: start clean.
+			j.h.stopWarm(context.WithoutCancel(ctx))
+		}
+		return nil, "execute", err
+	}
+	var files []output.Local
+	for _, o := range res.Outputs {
+		if o.Path != "" {
+			files = append(files, output.Local{NodeID: o.NodeID, Kind: o.Kind, Filename: o.Filename, Subfolder: o.Subfolder, Type: o.Type, Path: o.Path})
+		}
+	}
+	var delivered []output.File
+	mode := in.OutputMode
+	if err := j.stage("deliver", func() (err error) {
+		delivered, mode, err = j.h.deliver(ctx, j.id, in, files)
+		return err
+	}); err != nil {
+		return nil, "deliver", err
+	}
+	j.timings["total"] = ms(time.Since(j.start))
+	result := output.Result{VersionID: in.VersionID, OutputMode: mode, PromptID: res.PromptID, Outputs: delivered, Timings: j.timings}
+	for _, ne := range res.NodeErrors {
+		result.Warnings = append(result.Warnings, fmt.Sprintf("node %s (%s) was skipped: %s", ne.NodeID, ne.ClassType, ne.Message))
+	}
+	shaped, err := output.Shape(in.ResponseFormat, result)
+	if err != nil {
+		return nil, "deliver", &Failure{Type: ErrOutput, Message: err.Error(), Details: map[string]any{}}
+	}
+	return shaped, "", nil
+}
+
+func extraData(in *Input) map[string]any {
+	if in.ComfyOrgAPIKey == "" {
+		return nil
+	}
+	return map[string]any{"api_key_comfy_org": in.ComfyOrgAPIKey}
+}
+
+// realizeProgress forwards download progress while a version is realized.
+func (j *jobRun) realizeProgress(e progress.Event) {
+	v := map[string]any{"stage": "realize", "task": e.Task, "item": e.Item, "done": e.Done, "total": e.Total, "unit": e.Unit}
+	j.progress(v, false)
+}
+
+// comfyProgress forwards ComfyUI's node and step progress.
+func (j *jobRun) comfyProgress(e progress.Event) {
+	v := map[string]any{"stage": "execute", "node": e.Item, "value": e.Done, "max": e.Total, "unit": e.Unit}
+	if e.Total > 0 {
+		v["percent"] = 100 * e.Done / e.Total
+	}
+	j.progress(v, false)
+}
+
+// workflow returns the job's workflow, fetching workflow_url if given.
+func (j *jobRun) workflow(ctx context.Context, in *Input) (comfy.Workflow, error) {
+	if in.WorkflowURL == "" {
+		return in.Workflow, nil
+	}
+	if j.h.cfg.Fetch == nil {
+		return nil, inputErr("workflow_url", "URL inputs are disabled on this worker: send the workflow inline")
+	}
+	var wf comfy.Workflow
+	err := j.stage("inputs", func() error {
+		rc, err := j.h.cfg.Fetch(ctx, in.WorkflowURL)
+		if err != nil {
+			return inputErr("workflow_url", "%v", err)
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(io.LimitReader(rc, 32<<20))
+		if err != nil {
+			return inputErr("workflow_url", "%v", err)
+		}
+		if wf, err = comfy.ParseWorkflow(data); err != nil {
+			return inputErr("workflow_url", "%v", err)
+		}
+		return nil
+	})
+	return wf, err
+}
+
+// inputs opens every input file: decoded bytes, or a fetched URL.
+func (j *jobRun) inputs(ctx context.Context, in *Input) ([]comfy.Input, error) {
+	var out []comfy.Input
+	err := j.stage("inputs", func() error {
+		for i, img := range in.Images {
+			if img.URL == "" {
+				out = append(out, comfy.Input{Name: img.Name, Reader: bytes.NewReader(img.Data)})
+				continue
+			}
+			if j.h.cfg.Fetch == nil {
+				return inputErr(fmt.Sprintf("images[%d]", i), "URL inputs are disabled on this worker: send the image as base64")
+			}
+			rc, err := j.h.cfg.Fetch(ctx, img.URL)
+			if err != nil {
+				return inputErr(img.Name, "%v", err)
+			}
+			// Spool to disk: the upload may be retried, and images can be big.
+			p := filepath.Join(j.dir, "in", fmt.Sprintf("%d", i))
+			if err := spool(rc, p); err != nil {
+				return inputErr(img.Name, "download: %v", err)
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, comfy.Input{Name: img.Name, Reader: f})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func spool(rc io.ReadCloser, path string) error {
+	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
