@@ -15,6 +15,7 @@ import (
 	"github.com/runpod-comfy/worker/internal/fsutil"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
+	"github.com/runpod-comfy/worker/pkg/realize"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
@@ -27,7 +28,8 @@ type listEntry struct {
 	// Lock is "none", "current" (matches the spec) or "stale".
 	Lock  string `json:"lock"`
 	Build string `json:"build"`
-	// BuildState is "absent" or "present"; realize refines it.
+	// BuildState is "absent", "incomplete" (a realize did not finish),
+	// "stale" (complete for an older lock) or "complete".
 	BuildState string `json:"build_state"`
 }
 
@@ -82,7 +84,14 @@ func (a *app) listRow(e spec.Entry) listEntry {
 		}
 	}
 	if st, err := os.Stat(r.Build); err == nil && st.IsDir() {
-		r.BuildState = "present"
+		r.BuildState = "incomplete"
+		m, err := realize.ReadMarker(r.Build, e.ID)
+		if l, lerr := lock.Read(a.lockPath(e.ID)); err == nil && lerr == nil && m.Complete {
+			r.BuildState = "stale" // complete, for another lock
+			if m.LockDigest == realize.LockDigest(l) {
+				r.BuildState = "complete"
+			}
+		}
 	}
 	return r
 }

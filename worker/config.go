@@ -15,6 +15,7 @@ type config struct {
 	Cache       cache.Env
 	ComfyHome   string
 	ModelsDir   string
+	WheelsDir   string
 	Offline     bool
 
 	HFToken      string
@@ -57,6 +58,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		},
 		ComfyHome:    getenv("COMFY_HOME"),
 		ModelsDir:    getenv("MODELS_DIR"),
+		WheelsDir:    getenv("COMFY_WHEELS_DIR"),
 		Offline:      truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
 		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
 		CivitaiToken: getenv("CIVITAI_TOKEN"),

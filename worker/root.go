@@ -3,13 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/logging"
-	"github.com/runpod-comfy/worker/pkg/gitsrc"
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
@@ -26,6 +28,7 @@ const (
 type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	getenv         func(string) string
 	cfg            config
 	log            zerolog.Logger
 
@@ -37,7 +40,7 @@ type app struct {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, log: zerolog.Nop()}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, log: zerolog.Nop()}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		a.log, _ = logging.New(stderr, logging.Options{})
@@ -46,7 +49,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	a.cfg = cfg
 	root := a.rootCmd()
-	root.SetArgs(args)
+	root.SetArgs(extraArgsCompat(args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -55,11 +58,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func (a *app) rootCmd() *cobra.Command {
+	var sf serveFlags
 	root := &cobra.Command{
 		Use:   "worker",
 		Short: "Run ComfyUI workflows on pinned, reproducible ComfyUI versions",
 		Long: `worker manages pinned ComfyUI versions (versions/<id>.json), realizes them onto
-disk from a shared cache, and runs them as a RunPod serverless worker.`,
+disk from a shared cache, and runs them as a RunPod serverless worker.
+
+Without a subcommand it behaves like a worker built on RunPod's SDK: the job
+loop when RUNPOD_WEBHOOK_GET_JOB is set, the local API with --rp_serve_api,
+else one job from --test_input or ./test_input.json.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErr(fmt.Errorf("unknown command %q for \"worker\"", args[0]))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sf.logLevel != "" && a.logLevel == "" {
+				a.logLevel = sf.logLevel
+			}
+			return a.serve(cmd, sf)
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -76,13 +96,14 @@ disk from a shared cache, and runs them as a RunPod serverless worker.`,
 			return nil
 		},
 	}
+	sf.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.VersionsDir, "versions-dir", a.cfg.VersionsDir, "directory of version specs (env COMFY_VERSIONS_DIR)")
 	pf.StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (env COMFY_LOG_LEVEL)")
 	pf.StringVar(&a.logFormat, "log-format", "", "log format: console or json; default console on a terminal (env COMFY_LOG_FORMAT)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(a.createCmd(), a.validateCmd(), a.resolveCmd(), a.listCmd(), a.cloneCmd(), a.deleteCmd())
+	root.AddCommand(a.createCmd(), a.validateCmd(), a.resolveCmd(), a.listCmd(), a.cloneCmd(), a.deleteCmd(), a.realizeCmd(), a.runUICmd(), a.runHandlerCmd())
 	return root
 }
 
@@ -99,6 +120,9 @@ func (a *app) exitCode(err error) int {
 		return exitOK
 	}
 	var ue usageError
+	if errors.As(err, &silentFailure{}) {
+		return exitFailure
+	}
 	code := exitFailure
 	switch {
 	case errors.As(err, &ue), !a.ran, spec.IsInvalid(err):
@@ -125,10 +149,21 @@ func (a *app) cacheRoot() string { return a.cfg.Cache.CacheRoot() }
 
 func (a *app) lockPath(id string) string { return lock.Path(a.cacheRoot(), id) }
 
-func (a *app) specDirs() []string { return []string{a.cfg.VersionsDir} }
+// specDirs are searched in order: the versions directory (baked into the
+// image as ./versions), then the network volume's versions/.
+func (a *app) specDirs() []string {
+	dirs := []string{a.cfg.VersionsDir}
+	for _, d := range filepath.SplitList(a.getenv("COMFY_EXTRA_VERSIONS_DIRS")) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
+	return append(dirs, filepath.Join(vol, "versions"))
+}
 
 func (a *app) resolver() lock.RefResolver {
-	return gitsrc.NewClient(gitsrc.Options{Rewrites: a.cfg.GitRewrites, Logger: a.log})
+	return a.gitClient(false)
 }
 
 // loadSpec finds and decodes a spec, logging its warnings.
@@ -170,4 +205,23 @@ func (a *app) lockFor(ctx context.Context, s *spec.Spec, offline, update bool) (
 	}
 	a.log.Debug().Str("lock", path).Bool("reused", st.Reused).Int("remote", st.Remote).Msg("lock ready")
 	return l, st, nil
+}
+
+// extraArgsCompat accepts the original tool's `run-ui ID --extra-args --
+// ARGS...` (everything after --extra-args goes to ComfyUI) by turning it
+// into the standard `-- ARGS...`.
+func extraArgsCompat(args []string) []string {
+	for i, a := range args {
+		if a == "--" {
+			return args
+		}
+		if a == "--extra-args" {
+			rest := args[i+1:]
+			if len(rest) > 0 && rest[0] == "--" {
+				rest = rest[1:]
+			}
+			return append(append(append([]string{}, args[:i]...), "--"), rest...)
+		}
+	}
+	return args
 }

@@ -89,3 +89,12 @@ func isDir(p string) bool {
 func writable(p string) bool {
 	return isDir(p) && syscall.Access(p, 2 /* W_OK */) == nil
 }
+
+// ModelsDir is the shared models directory when MODELS_DIR is not set:
+// on the volume when there is one, else ~/comfy-models.
+func (e Env) ModelsDir() string {
+	if isDir(e.volume()) {
+		return filepath.Join(e.volume(), "models")
+	}
+	return filepath.Join(e.Home, "comfy-models")
+}

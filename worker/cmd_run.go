@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/pkg/comfy"
+	"github.com/runpod-comfy/worker/pkg/progress"
+)
+
+func (a *app) runUICmd() *cobra.Command {
+	var f realizeFlags
+	var host, dataDir string
+	var port int
+	cmd := &cobra.Command{
+		Use:   "run-ui <id> [-- ComfyUI args...]",
+		Short: "Realize a version if needed and run ComfyUI's web UI in the foreground",
+		Long: `Realize the version if needed, then run ComfyUI on --host:--port (default
+0.0.0.0:8188). Arguments after -- go to ComfyUI; the original tool's
+spelling "--extra-args -- ..." works too. Ctrl+C stops it and exits 0.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() == 0 || len(args) == 0 {
+				return usageErr(errors.New("run-ui needs a version id"))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id, passthrough := args[0], args[1:]
+			if dash := cmd.ArgsLenAtDash(); dash > 0 {
+				passthrough = args[dash:]
+			}
+			build, err := a.prepare(ctx, id, nil, f)
+			if err != nil {
+				return err
+			}
+			if dataDir == "" {
+				dataDir = filepath.Join(a.cfg.Cache.Home, "comfy-ui", id)
+			}
+			sup, err := comfy.NewSupervisor(comfy.Config{
+				Python: build.Python, Dir: build.Dir, Listen: host, Port: port, ScratchDir: dataDir,
+				Env: build.Env, ExtraArgs: append(append([]string{}, build.ComfyArgs...), passthrough...), Logger: a.log,
+			})
+			if err != nil {
+				return err
+			}
+			url, err := sup.Start(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "ComfyUI %s is running at %s (data in %s); Ctrl+C stops it\n", id, url, dataDir)
+			select {
+			case <-ctx.Done():
+				stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := sup.Stop(stopCtx); err != nil && !errors.Is(err, comfy.ErrStopped) {
+					return err
+				}
+				a.log.Info().Msg("ComfyUI stopped")
+				return nil
+			case <-sup.Done():
+				return sup.Err()
+			}
+		},
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&host, "host", "0.0.0.0", "address ComfyUI listens on")
+	fl.IntVar(&port, "port", 8188, "port ComfyUI listens on")
+	fl.StringVar(&dataDir, "data-dir", "", "input/output/user folders (default ~/comfy-ui/<id>); the build itself stays read-only")
+	return cmd
+}
+
+func (a *app) runHandlerCmd() *cobra.Command {
+	var f realizeFlags
+	var workflow, outMode, outFile, outDir, format string
+	var images []string
+	var timeout float64
+	var rawBase64 bool
+	cmd := &cobra.Command{
+		Use:   "run-handler <id> --workflow F",
+		Short: "Run one workflow headless and print the job result as JSON",
+		Long: `Realize the version if needed, start ComfyUI, run the workflow (API format) and
+print one JSON result - the serverless job's result - on stdout or into
+--out-file. --out-dir also writes each output file. Exit 0 on success, 1 on
+failure (the error is in the JSON).
+
+--raw-base64 writes only the first output's base64, as the original tool's
+"--output base64 --out-file result.b64" did.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			wf, err := os.ReadFile(workflow)
+			if err != nil {
+				return usageErr(fmt.Errorf("--workflow: %w", err))
+			}
+			input := map[string]any{"version_id": args[0], "workflow": json.RawMessage(wf), "output_mode": outMode}
+			if format != "" {
+				input["response_format"] = format
+			}
+			if timeout > 0 {
+				input["timeout"] = timeout
+			}
+			var imgs []map[string]string
+			for _, spec := range images {
+				name, path, ok := strings.Cut(spec, "=")
+				if !ok {
+					return usageErr(fmt.Errorf("--image %q: want NAME=PATH", spec))
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return usageErr(fmt.Errorf("--image %s: %w", name, err))
+				}
+				imgs = append(imgs, map[string]string{"name": name, "image": base64.StdEncoding.EncodeToString(data)})
+			}
+			if imgs != nil {
+				input["images"] = imgs
+			}
+			raw, _ := json.Marshal(input)
+			h, err := a.jobHandlerWith(func(ctx context.Context, id string, p progress.Func) (*jobBuild, error) {
+				return a.prepare(ctx, id, p, f)
+			})
+			if err != nil {
+				return err
+			}
+			defer h.Close(context.WithoutCancel(ctx))
+			out := h.Handle(ctx, "cli-"+fmt.Sprint(time.Now().Unix()), raw, nil)
+			var doc any = map[string]any{"output": out.Output}
+			if out.Failure != nil {
+				doc = map[string]any{"error": out.Failure.Message, "output": out.Failure.Details}
+			}
+			body, _ := json.MarshalIndent(doc, "", "  ")
+			body = append(body, '\n')
+			if rawBase64 && out.Failure == nil {
+				b64, err := firstBase64(out.Output)
+				if err != nil {
+					return err
+				}
+				body = []byte(b64)
+			}
+			if outFile != "" {
+				if err := fsutil.WriteFileAtomic(outFile, body, 0o644); err != nil {
+					return err
+				}
+			} else {
+				a.stdout.Write(body)
+			}
+			if outDir != "" && out.Failure == nil {
+				if err := writeOutputFiles(out.Output, outDir); err != nil {
+					return err
+				}
+			}
+			if out.Failure != nil {
+				return silentFailure{}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&workflow, "workflow", "", "workflow file in ComfyUI's API format (required)")
+	fl.StringArrayVar(&images, "image", nil, "input file NAME=PATH, referenced by NAME in the workflow (repeatable)")
+	fl.StringVar(&outMode, "output", "base64", "base64, gcs or auto")
+	fl.StringVar(&outFile, "out-file", "", "write the result here instead of stdout")
+	fl.StringVar(&outDir, "out-dir", "", "also write each output file into this directory")
+	fl.StringVar(&format, "response-format", "", "default, original or worker-comfyui")
+	fl.Float64Var(&timeout, "timeout", 0, "seconds before the prompt is interrupted (0: no limit)")
+	fl.BoolVar(&rawBase64, "raw-base64", false, "write only the first output's base64 (the original tool's result.b64)")
+	cmd.MarkFlagRequired("workflow")
+	return cmd
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runpod-comfy/worker/pkg/cache"
+	"github.com/runpod-comfy/worker/pkg/comfy"
+	"github.com/runpod-comfy/worker/pkg/job"
+	"github.com/runpod-comfy/worker/pkg/progress"
+	"github.com/runpod-comfy/worker/pkg/realize"
+	"github.com/runpod-comfy/worker/pkg/runpod"
+	"github.com/runpod-comfy/worker/pkg/spec"
+)
+
+// serveFlags are the official SDK's command-line flags for local runs.
+type serveFlags struct {
+	testInput string
+	serveAPI  bool
+	apiHost   string
+	apiPort   int
+	logLevel  string
+}
+
+func (f *serveFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.testInput, "test_input", "", "run one job with this JSON input (like the RunPod SDK), then exit")
+	fl.BoolVar(&f.serveAPI, "rp_serve_api", false, "serve the local /run, /runsync, /status API (like the RunPod SDK)")
+	fl.StringVar(&f.apiHost, "rp_api_host", runpod.DefaultAPIHost, "host for --rp_serve_api")
+	fl.IntVar(&f.apiPort, "rp_api_port", runpod.DefaultAPIPort, "port for --rp_serve_api")
+	fl.StringVar(&f.logLevel, "rp_log_level", "", "log level (the SDK's flag; same as --log-level)")
+}
+
+// serve is `worker` without a subcommand: a RunPod serverless worker when
+// RUNPOD_WEBHOOK_GET_JOB is set, the local API with --rp_serve_api, else
+// one local job from --test_input or ./test_input.json.
+func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
+	ctx := cmd.Context()
+	rp, err := runpod.ConfigFromEnv(a.getenv)
+	if err != nil {
+		return usageErr(err)
+	}
+	h, err := a.jobHandlerWith(func(ctx context.Context, id string, p progress.Func) (*job.Build, error) {
+		return a.prepare(ctx, id, p, realizeFlags{jobs: 4})
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		h.Close(stopCtx)
+	}()
+	handler := runpodHandler(h)
+	opts := []runpod.Option{runpod.WithLogger(a.log)}
+	switch {
+	case f.serveAPI:
+		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", f.apiHost, f.apiPort)).Msg("serving the local RunPod API")
+		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, f.apiHost, f.apiPort)
+	case rp.Local():
+		code := runpod.RunLocal(ctx, handler, runpod.LocalOptions{TestInput: f.testInput, Out: a.stdout, Config: rp}, opts...)
+		if code != runpod.ExitOK {
+			return silentFailure{}
+		}
+		return nil
+	default:
+		if err := a.waitForVolume(ctx); err != nil {
+			return err
+		}
+		w, err := runpod.NewWorker(rp, handler, opts...)
+		if err != nil {
+			return usageErr(err)
+		}
+		a.log.Info().Msg("RunPod worker started")
+		return w.Run(ctx)
+	}
+}
+
+// waitForVolume holds a serverless worker until its network volume is
+// mounted (RUNPOD_VOLUME_WAIT seconds, default 60; 0 disables).
+func (a *app) waitForVolume(ctx context.Context) error {
+	wait, err := envSeconds(a.getenv, "RUNPOD_VOLUME_WAIT", 60*time.Second)
+	if err != nil || wait == 0 {
+		return err
+	}
+	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
+	if cache.VolumeReady(vol) {
+		return nil
+	}
+	a.log.Info().Str("volume", vol).Dur("max_wait", wait).Msg("waiting for the network volume")
+	return cache.WaitForVolume(ctx, vol, wait, time.Second)
+}
+
+// silentFailure exits 1 without another log line: the failure was already
+// reported (the local job's result is on stdout).
+type silentFailure struct{}
+
+func (silentFailure) Error() string { return "" }
+
+// runpodHandler adapts the job handler to the RunPod worker.
+func runpodHandler(h *job.Handler) runpod.Handler {
+	return func(ctx context.Context, j runpod.Job, p runpod.Progress) runpod.Result {
+		out := h.Handle(ctx, j.ID, j.Input, p.Update)
+		if out.Failure != nil {
+			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Details}
+		}
+		return runpod.Result{Output: out.Output}
+	}
+}
+
+// jobBuild is a realized version as the job handler runs it.
+type jobBuild = job.Build
+
+// jobHandlerWith wires the job handler around prepare (which finds and
+// realizes versions): ComfyUI on loopback, scratch on local disk.
+func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
+	scratch := firstNonEmpty(a.getenv("COMFY_SCRATCH_DIR"), filepath.Join(os.TempDir(), fmt.Sprintf("comfy-worker-%d", os.Getpid())))
+	timeout, err := envSeconds(a.getenv, "COMFY_JOB_TIMEOUT", 0)
+	if err != nil {
+		return nil, err
+	}
+	maxTimeout, err := envSeconds(a.getenv, "COMFY_MAX_JOB_TIMEOUT", 0)
+	if err != nil {
+		return nil, err
+	}
+	startTimeout, err := envSeconds(a.getenv, "COMFY_STARTUP_TIMEOUT", 0)
+	if err != nil {
+		return nil, err
+	}
+	return job.New(job.Config{
+		Prepare: prepare,
+		Scratch: scratch,
+		Comfy:   comfy.Config{Logger: a.log, StartTimeout: startTimeout, ExtraArgs: strings.Fields(a.getenv("COMFY_EXTRA_ARGS"))},
+		Defaults: job.Defaults{
+			VersionID: a.getenv("COMFY_VERSION_NAME"), OutputMode: a.getenv("OUTPUT_MODE"),
+			GCSBucket: a.getenv("GCS_BUCKET"), GCSPrefix: a.getenv("GCS_PREFIX"),
+			Timeout: timeout, MaxTimeout: maxTimeout,
+		},
+		Logger: a.log,
+	})
+}
+
+func envSeconds(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
+	v := getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v + "s")
+	if err != nil || d < 0 {
+		return 0, usageErr(fmt.Errorf("%s=%q: want a number of seconds", key, v))
+	}
+	return d, nil
+}
+
+// prepare finds a version, pins it and realizes it if needed; realize's
+// locks make workers sharing a volume do the work once.
+func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realizeFlags) (*job.Build, error) {
+	s, err := spec.Load(a.specDirs(), id)
+	if err != nil {
+		return nil, err
+	}
+	a.logWarnings(s.File, s.Warnings)
+	l, _, err := a.lockFor(ctx, s, f.offline, f.update)
+	if err != nil {
+		return nil, err
+	}
+	if f.jobs < 1 {
+		f.jobs = 4
+	}
+	cfg, done, err := a.realizeConfig(s, l, f)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	cfg.Progress = progress.Tee(cfg.Progress, p)
+	res, err := realize.Realize(ctx, cfg, l)
+	if err != nil {
+		return nil, err
+	}
+	return &job.Build{
+		VersionID: s.ID, Dir: res.BuildDir, Python: filepath.Join(res.BuildDir, ".venv", "bin", "python"),
+		Env: l.Env, ComfyArgs: l.Options.ComfyArgs, Digest: realize.LockDigest(l),
+	}, nil
+}

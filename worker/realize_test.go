@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runpod-comfy/worker/pkg/models/modeltest"
+	"github.com/runpod-comfy/worker/pkg/pyenv/pyenvtest"
+	"github.com/runpod-comfy/worker/pkg/realize"
+)
+
+// versionFixture publishes a ComfyUI-like core and two nodes over smart
+// HTTP, builds offline wheels for their requirements and serves a model,
+// then writes a spec following them by branch.
+func versionFixture(t *testing.T, e *testEnv) (modelSHA string, ms *modeltest.Server) {
+	t.Helper()
+	pyenvtest.Python(t)
+	core := e.publish("comfyanonymous/ComfyUI")
+	core.Commit("core", map[string]string{
+		"main.py":          "import os, sys\nexe = os.environ.get('FAKE_COMFY_BIN')\nif exe:\n    os.execv(exe, [exe] + sys.argv)\nprint('no fake')\n",
+		"requirements.txt": "alpha\n", "comfy/cli_args.py": "# --database-url\n",
+	})
+	node := e.publish("acme/ComfyUI-Acme")
+	node.Commit("node", map[string]string{"__init__.py": "NODE_CLASS_MAPPINGS = {}\n", "requirements.txt": "beta\n"})
+	wheels := filepath.Join(e.dir, "wheels")
+	os.MkdirAll(wheels, 0o755)
+	for _, w := range []string{"alpha", "beta"} {
+		if _, err := pyenvtest.BuildWheel(wheels, w, "1.0", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms = modeltest.NewServer()
+	t.Cleanup(ms.Close)
+	data := []byte(strings.Repeat("model bytes ", 5000))
+	ms.Add("/org/repo/resolve/main/tiny.safetensors", data)
+	e.vars["COMFY_WHEELS_DIR"] = wheels
+	e.vars["MODELS_DIR"] = filepath.Join(e.dir, "models")
+	e.writeSpec("demo", fmt.Sprintf(`{"schema_version": 2, "version_id": "demo",
+	  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "ref": "main"},
+	  "custom_nodes": [{"repo": "https://github.com/acme/ComfyUI-Acme", "ref": "main"}],
+	  "models": [{"source": "%s", "target_path": "$MODELS_DIR/checkpoints/tiny.safetensors"}],
+	  "options": {"comfy_args": ["--preview-method", "none"]}}`, ms.Path("/org/repo/resolve/main/tiny.safetensors")))
+	return "", ms
+}
+
+func TestRealizeCommand(t *testing.T) {
+	e := newTestEnv(t)
+	_, ms := versionFixture(t, e)
+	out := e.mustRun("realize", "demo", "--dry-run")
+	if !strings.Contains(out, "[DRY-RUN]") || !strings.Contains(out, "download tiny.safetensors") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	build := filepath.Join(e.vars["COMFY_BUILDS_ROOT"], "comfy-demo")
+	if _, err := os.Stat(build); !os.IsNotExist(err) {
+		t.Fatal("--dry-run created the build")
+	}
+	out = e.mustRun("realize", "demo")
+	if !strings.Contains(out, "[OK] demo realized") {
+		t.Fatalf("realize: %s", out)
+	}
+	for _, p := range []string{"main.py", "custom_nodes/ComfyUI-Acme/__init__.py", ".venv/bin/python", "extra_model_paths.yaml", realize.MarkerFile} {
+		if _, err := os.Stat(filepath.Join(build, p)); err != nil {
+			t.Errorf("build lacks %s", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.vars["MODELS_DIR"], "checkpoints", "tiny.safetensors")); err != nil {
+		t.Error("model not placed")
+	}
+	// The lock learned the model's digest (trust on first use).
+	var l struct {
+		Models []struct {
+			SHA256 string `json:"sha256"`
+		} `json:"models"`
+	}
+	data, _ := os.ReadFile(filepath.Join(e.vars["COMFY_CACHE_ROOT"], "resolved", "demo.lock.json"))
+	json.Unmarshal(data, &l)
+	if len(l.Models) != 1 || len(l.Models[0].SHA256) != 64 {
+		t.Errorf("lock models = %+v", l.Models)
+	}
+	gitBefore, modelBefore := e.srv.Requests(), len(ms.Requests("/org/repo/resolve/main/tiny.safetensors"))
+	out = e.mustRun("realize", "demo")
+	if !strings.Contains(out, "already complete") || e.srv.Requests() != gitBefore || len(ms.Requests("/org/repo/resolve/main/tiny.safetensors")) != modelBefore {
+		t.Errorf("second realize was not a silent no-op:\n%s", out)
+	}
+	out = e.mustRun("list")
+	if !strings.Contains(out, "demo") || !strings.Contains(out, "complete") {
+		t.Errorf("list after realize:\n%s", out)
+	}
+}
