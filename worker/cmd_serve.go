@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-comfy/worker/internal/memtrim"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/comfy"
 	"github.com/runpod-comfy/worker/pkg/job"
@@ -78,6 +80,7 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 			return usageErr(err)
 		}
 		a.log.Info().Msg("RunPod worker started")
+		trimMemory(a)
 		return w.Run(ctx)
 	}
 }
@@ -97,15 +100,60 @@ func (a *app) waitForVolume(ctx context.Context) error {
 	return cache.WaitForVolume(ctx, vol, wait, time.Second)
 }
 
+// trimMemory gives back the binary's start-up pages before the worker
+// idles in its job loop (see internal/memtrim).
+func trimMemory(a *app) {
+	if _, err := memtrim.ExecutablePages(); err != nil {
+		a.log.Debug().Err(err).Msg("memtrim")
+	}
+}
+
 // silentFailure exits 1 without another log line: the failure was already
 // reported (the local job's result is on stdout).
 type silentFailure struct{}
 
 func (silentFailure) Error() string { return "" }
 
+// idleTrimmer pages the binary's code out once the worker has been idle
+// for a while after a job: doing it right after a job would make the
+// result's delivery fault the pages straight back in.
+type idleTrimmer struct {
+	mu    sync.Mutex
+	jobs  int
+	timer *time.Timer
+}
+
+var idle idleTrimmer
+
+func (t *idleTrimmer) busy() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.jobs++
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+func (t *idleTrimmer) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.jobs--
+	if t.jobs == 0 {
+		t.timer = time.AfterFunc(2*time.Second, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if t.jobs == 0 {
+				memtrim.ExecutablePages()
+			}
+		})
+	}
+}
+
 // runpodHandler adapts the job handler to the RunPod worker.
 func runpodHandler(h *job.Handler) runpod.Handler {
 	return func(ctx context.Context, j runpod.Job, p runpod.Progress) runpod.Result {
+		idle.busy()
+		defer idle.done()
 		out := h.Handle(ctx, j.ID, j.Input, p.Update)
 		if out.Failure != nil {
 			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Details}
@@ -159,8 +207,13 @@ func envSeconds(getenv func(string) string, key string, def time.Duration) (time
 }
 
 // prepare finds a version, pins it and realizes it if needed; realize's
-// locks make workers sharing a volume do the work once.
+// locks make workers sharing a volume do the work once. A version prepared
+// before is answered from memory while its spec, lock and build marker
+// are unchanged on disk (three stats), keeping per-job overhead small.
 func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realizeFlags) (*job.Build, error) {
+	if b := a.prepared.get(id); b != nil {
+		return b, nil
+	}
 	s, err := spec.Load(a.specDirs(), id)
 	if err != nil {
 		return nil, err
@@ -183,8 +236,59 @@ func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realize
 	if err != nil {
 		return nil, err
 	}
-	return &job.Build{
+	b := &job.Build{
 		VersionID: s.ID, Dir: res.BuildDir, Python: filepath.Join(res.BuildDir, ".venv", "bin", "python"),
 		Env: l.Env, ComfyArgs: l.Options.ComfyArgs, Digest: realize.LockDigest(l),
-	}, nil
+	}
+	a.prepared.put(id, b, s.File, a.lockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
+	return b, nil
+}
+
+// preparedCache remembers realized versions with the stat data of the
+// files that decide them.
+type preparedCache struct {
+	mu      sync.Mutex
+	entries map[string]preparedEntry
+}
+
+type preparedEntry struct {
+	build *job.Build
+	files []string
+	stats []string
+}
+
+func statKey(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d/%v", st.Size(), st.ModTime().UnixNano(), st.Mode())
+}
+
+func (c *preparedCache) get(id string) *job.Build {
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	for i, f := range e.files {
+		if k := statKey(f); k == "" || k != e.stats[i] {
+			return nil
+		}
+	}
+	return e.build
+}
+
+func (c *preparedCache) put(id string, b *job.Build, files ...string) {
+	e := preparedEntry{build: b, files: files}
+	for _, f := range files {
+		e.stats = append(e.stats, statKey(f))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]preparedEntry{}
+	}
+	c.entries[id] = e
 }

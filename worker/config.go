@@ -20,6 +20,8 @@ type config struct {
 
 	HFToken      string
 	CivitaiToken string
+	// RunPod API keys: never logged.
+	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
 	// COMFY_GIT_REWRITE="https://github.com/=https://mirror.local/gh/".
 	GitRewrites []gitsrc.Rewrite
@@ -62,6 +64,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Offline:      truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
 		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
 		CivitaiToken: getenv("CIVITAI_TOKEN"),
+		RunpodKeys:   []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY")},
 		LogLevel:     getenv("COMFY_LOG_LEVEL"),
 		LogFormat:    getenv("COMFY_LOG_FORMAT"),
 	}
@@ -88,5 +91,5 @@ func parseRewrites(s string) ([]gitsrc.Rewrite, error) {
 
 // secrets are the values the logger must never print.
 func (c config) secrets() []string {
-	return []string{c.HFToken, c.CivitaiToken}
+	return append([]string{c.HFToken, c.CivitaiToken}, c.RunpodKeys...)
 }

@@ -26,7 +26,7 @@ var (
 
 // binaries builds the worker and the fake ComfyUI once per test binary:
 // end-to-end tests run the real program as RunPod would.
-func binaries(t *testing.T) (string, string) {
+func binaries(t testing.TB) (string, string) {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "worker-e2e")
@@ -64,7 +64,7 @@ func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startWorker runs `worker` (no subcommand) against the fake job API.
-func startWorker(t *testing.T, e *testEnv, rp *runpodtest.Server, extra map[string]string) *workerProc {
+func startWorker(t testing.TB, e *testEnv, rp *runpodtest.Server, extra map[string]string) *workerProc {
 	t.Helper()
 	bin, fake := binaries(t)
 	env := []string{"PATH=" + os.Getenv("PATH"), "FAKE_COMFY_BIN=" + fake, "RUNPOD_VOLUME_WAIT=0", "COMFY_SCRATCH_DIR=" + filepath.Join(e.dir, "scratch")}
@@ -111,7 +111,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func waitResult(t *testing.T, rp *runpodtest.Server, id string) runpodtest.Post {
+func waitResult(t testing.TB, rp *runpodtest.Server, id string) runpodtest.Post {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -14,13 +14,15 @@ import (
 // testEnv runs the CLI in-process with its own environment, cache and
 // versions directory, against repositories served by a real git server.
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	vars map[string]string
 	srv  *gittest.Server
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T) *testEnv { return newTestEnvTB(t) }
+
+func newTestEnvTB(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	srv := gittest.NewServer(t)

@@ -16,7 +16,7 @@ import (
 // versionFixture publishes a ComfyUI-like core and two nodes over smart
 // HTTP, builds offline wheels for their requirements and serves a model,
 // then writes a spec following them by branch.
-func versionFixture(t *testing.T, e *testEnv) (modelSHA string, ms *modeltest.Server) {
+func versionFixture(t testing.TB, e *testEnv) (modelSHA string, ms *modeltest.Server) {
 	t.Helper()
 	pyenvtest.Python(t)
 	core := e.publish("comfyanonymous/ComfyUI")
