@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -181,10 +182,31 @@ func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	gc, err := loadGCSConfig(a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	fetch, err := a.urlFetcher(gc)
+	if err != nil {
+		return nil, err
+	}
+	var gcs job.Deliverer
+	if gc.configured(a.getenv) {
+		gcs = &gcsDeliverer{a: a, cfg: gc}
+	}
+	var autoThreshold int64
+	if v := a.getenv("OUTPUT_AUTO_THRESHOLD"); v != "" {
+		if autoThreshold, err = strconv.ParseInt(v, 10, 64); err != nil || autoThreshold <= 0 {
+			return nil, usageErr(fmt.Errorf("OUTPUT_AUTO_THRESHOLD=%q: want a number of bytes", v))
+		}
+	}
 	return job.New(job.Config{
-		Prepare: prepare,
-		Scratch: scratch,
-		Comfy:   comfy.Config{Logger: a.log, StartTimeout: startTimeout, ExtraArgs: strings.Fields(a.getenv("COMFY_EXTRA_ARGS"))},
+		Fetch:         fetch,
+		GCS:           gcs,
+		AutoThreshold: autoThreshold,
+		Prepare:       prepare,
+		Scratch:       scratch,
+		Comfy:         comfy.Config{Logger: a.log, StartTimeout: startTimeout, ExtraArgs: strings.Fields(a.getenv("COMFY_EXTRA_ARGS"))},
 		Defaults: job.Defaults{
 			VersionID: a.getenv("COMFY_VERSION_NAME"), OutputMode: a.getenv("OUTPUT_MODE"),
 			GCSBucket: a.getenv("GCS_BUCKET"), GCSPrefix: a.getenv("GCS_PREFIX"),

@@ -20,7 +20,7 @@ type config struct {
 
 	HFToken      string
 	CivitaiToken string
-	// RunPod API keys: never logged.
+	// RunPod API keys and GCS keys passed as values: never logged.
 	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
 	// COMFY_GIT_REWRITE="https://github.com/=https://mirror.local/gh/".
@@ -64,7 +64,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Offline:      truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
 		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
 		CivitaiToken: getenv("CIVITAI_TOKEN"),
-		RunpodKeys:   []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY")},
+		RunpodKeys:   []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
 		LogLevel:     getenv("COMFY_LOG_LEVEL"),
 		LogFormat:    getenv("COMFY_LOG_FORMAT"),
 	}
