@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -101,7 +102,7 @@ func (st *Store) download(ctx context.Context, j dlJob) (dlResult, error) {
 		res.resumed = true
 		st.log.Info().Str("item", j.item).Int64("offset", offset).Msg("resuming download")
 		st.cfg.Progress.Report(progress.Event{Task: "download", Item: j.item, Done: offset, Total: meta.Total,
-			Unit: "bytes", Message: fmt.Sprintf("resuming at %s", humanBytes(offset))})
+			Unit: "bytes", Message: fmt.Sprintf("resuming at %s", units.Bytes(offset))})
 	}
 
 	pool := newBlockPool()
@@ -289,17 +290,4 @@ func writeMeta(path string, m partialMeta) error {
 		return fmt.Errorf("write download state: %w", err)
 	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/pyenv"
@@ -130,27 +131,14 @@ func (p *Plan) WriteText(w io.Writer) {
 		}
 		size := ""
 		if it.Size > 0 {
-			size = " (" + humanSize(it.Size) + ")"
+			size = " (" + units.Bytes(it.Size) + ")"
 		}
 		fmt.Fprintf(w, "  %-8s %s%s  %s\n", it.Action, it.Item, size, it.Detail)
 	}
 	fmt.Fprintf(w, "python:\n  %s\n", p.Python)
-	fmt.Fprintf(w, "to download: %s", humanSize(p.DownloadBytes))
+	fmt.Fprintf(w, "to download: %s", units.Bytes(p.DownloadBytes))
 	if p.UnknownSizes > 0 {
 		fmt.Fprintf(w, " + %d models of unknown size", p.UnknownSizes)
 	}
 	fmt.Fprintln(w)
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

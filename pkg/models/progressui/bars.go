@@ -9,6 +9,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -91,12 +92,12 @@ func (b *Bars) Report(e progress.Event) {
 func (it *bar) stats(decor.Statistics) string {
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	s := humanBytes(it.done)
+	s := units.Bytes(it.done)
 	if it.total > 0 {
-		s += " / " + humanBytes(it.total)
+		s += " / " + units.Bytes(it.total)
 	}
 	if it.r.bps > 0 {
-		s += "  " + humanBytes(int64(it.r.bps)) + "/s"
+		s += "  " + units.Bytes(int64(it.r.bps)) + "/s"
 		if d := eta(it.done, it.total, it.r.bps); d >= 0 {
 			s += "  ETA " + d.String()
 		}

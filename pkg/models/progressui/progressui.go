@@ -13,6 +13,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -82,19 +83,6 @@ func eta(done, total int64, bps float64) time.Duration {
 	return time.Duration(float64(total-done) / bps * float64(time.Second)).Round(time.Second)
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // LogReporter writes one log line per item at most every interval, plus a
 // line when an item starts and when it finishes. It runs no goroutine: a
 // line is written when an event arrives, so a stalled download is silent
@@ -134,7 +122,7 @@ func (l *LogReporter) Report(e progress.Event) {
 		if !e.Finished {
 			ev := l.log.Info().Str("task", e.Task).Str("item", e.Item)
 			if e.Total > 0 {
-				ev = ev.Int64("total_bytes", e.Total).Str("total", humanBytes(e.Total))
+				ev = ev.Int64("total_bytes", e.Total).Str("total", units.Bytes(e.Total))
 			}
 			if e.Message != "" {
 				ev = ev.Str("note", e.Message)
@@ -147,8 +135,8 @@ func (l *LogReporter) Report(e progress.Event) {
 		delete(l.items, key)
 		ev := l.log.Info().Str("task", e.Task).Str("item", e.Item).Str("result", e.Message)
 		if e.Unit == "bytes" {
-			ev = ev.Int64("bytes", e.Done).Str("size", humanBytes(e.Done)).
-				Str("avg_rate", humanBytes(int64(r.average(now, e.Done)))+"/s")
+			ev = ev.Int64("bytes", e.Done).Str("size", units.Bytes(e.Done)).
+				Str("avg_rate", units.Bytes(int64(r.average(now, e.Done)))+"/s")
 		}
 		ev.Dur("elapsed", now.Sub(r.start).Round(time.Millisecond)).Msg(e.Task + " finished")
 		return
@@ -163,7 +151,7 @@ func (l *LogReporter) Report(e progress.Event) {
 	r.update(now, e.Done)
 	ev := l.log.Info().Str("task", e.Task).Str("item", e.Item)
 	if e.Unit == "bytes" {
-		ev = ev.Int64("bytes", e.Done).Str("done", humanBytes(e.Done)).Str("rate", humanBytes(int64(r.bps))+"/s")
+		ev = ev.Int64("bytes", e.Done).Str("done", units.Bytes(e.Done)).Str("rate", units.Bytes(int64(r.bps))+"/s")
 	} else {
 		ev = ev.Int64("done", e.Done)
 	}
