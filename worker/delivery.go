@@ -104,7 +104,10 @@ func (a *app) urlFetcher(gc gcsConfig) (job.Fetcher, error) {
 		},
 		Logger: a.log,
 	}
-	if gc.configured(a.getenv) {
+	// gs:// inputs need a client; make one only when credentials were
+	// given explicitly, so a worker with just GCS_BUCKET (credentials found
+	// later, for outputs) still starts.
+	if gc.Credentials.File != "" || gc.Credentials.Value != "" || a.getenv("STORAGE_EMULATOR_HOST") != "" {
 		creds, err := output.LoadCredentials(gc.Credentials)
 		if err != nil {
 			return nil, err

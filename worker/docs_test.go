@@ -215,6 +215,10 @@ var (
 	inlineRE = regexp.MustCompile("`(worker [^`]+)`")
 	// shellLangs are the fences holding commands; output goes in "text".
 	shellLangs = map[string]bool{"": true, "sh": true, "bash": true, "shell": true, "console": true}
+	// segmentRE splits a shell line into commands.
+	segmentRE = regexp.MustCompile(`&&|;| \| `)
+	// wrappers may precede the program name in a command.
+	wrappers = map[string]bool{"go": true, "run": true, "time": true, "exec": true, "sudo": true}
 )
 
 // commandLines returns every `worker ...` invocation in a document: lines
@@ -244,7 +248,7 @@ func commandLines(doc string) []string {
 // arguments of each.
 func workerArgs(line string) [][]string {
 	var out [][]string
-	for _, seg := range regexp.MustCompile(`&&|;| \| `).Split(line, -1) {
+	for _, seg := range segmentRE.Split(line, -1) {
 		toks := shellFields(seg)
 		start := -1
 		for i, tok := range toks {
@@ -254,7 +258,8 @@ func workerArgs(line string) [][]string {
 			}
 			// Only a command position counts: after env assignments or
 			// a wrapper such as `go run` or `time`.
-			if !(strings.Contains(tok, "=") && !strings.HasPrefix(tok, "-")) && !map[string]bool{"go": true, "run": true, "time": true, "exec": true, "sudo": true}[tok] {
+			assignment := strings.Contains(tok, "=") && !strings.HasPrefix(tok, "-")
+			if !assignment && !wrappers[tok] {
 				break
 			}
 		}
@@ -339,6 +344,7 @@ func TestDocsCommands(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d worker command lines checked", n)
 	if n < 20 {
 		t.Errorf("only %d worker command lines found in the docs: is the extraction broken?", n)
 	}

@@ -91,6 +91,10 @@ func classify(ctx context.Context, stage string, err error) *Failure {
 		f.Details["step"] = re.Step
 	case stage == "deliver":
 		f.Type = ErrOutput
+	case stage == "realize":
+		// Resolving refs, reaching git hosts, offline misses: all part of
+		// making the version ready.
+		f.Type = ErrRealize
 	}
 	full := err.Error()
 	f.Message = firstLine(full)

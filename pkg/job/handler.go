@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -241,6 +242,20 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 		defer j.h.cleanComfyFiles(w, res, j.log)
 	}
 	if err != nil {
+		var ve *comfy.ValidationError
+		if errors.As(err, &ve) {
+			if failed := w.sup.ImportFailures(); len(failed) > 0 {
+				// A node type ComfyUI does not know is most often a custom
+				// node that failed to import: say which.
+				var names []string
+				for _, f := range failed {
+					names = append(names, f.Name)
+				}
+				return nil, "execute", &Failure{Type: ErrComfyValidation,
+					Message: fmt.Sprintf("%s (custom nodes that failed to import at start-up: %s)", firstLine(err.Error()), strings.Join(names, ", ")),
+					Details: map[string]any{"stage": "execute", "validation": ve, "import_failures": failed}}
+			}
+		}
 		var te *comfy.TimeoutError
 		if errors.As(err, &te) && !te.Interrupted {
 			// ComfyUI may still be busy with the prompt: start clean.

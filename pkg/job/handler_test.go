@@ -192,3 +192,11 @@ func TestHandleFailures(t *testing.T) {
 		}
 	}
 }
+
+func TestHandleNamesImportFailures(t *testing.T) {
+	hs := newHarness(t, map[string]string{"FAKECOMFY_IMPORT_FAILED": "ComfyUI-Broken"})
+	out := hs.run(`{"version_id": "v1", "workflow": {"1": {"class_type": "BrokenNode", "inputs": {}}}}`)
+	if out.Failure == nil || out.Failure.Type != ErrComfyValidation || !strings.Contains(out.Failure.Message, "ComfyUI-Broken") {
+		t.Fatalf("got %+v, want a validation error naming the node that failed to import", out.Failure)
+	}
+}

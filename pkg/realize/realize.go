@@ -50,8 +50,8 @@ type Config struct {
 	// SaveLock persists the lock after model digests were learned on
 	// first download (trust on first use). May be nil.
 	SaveLock func(*lock.Lock) error
-	// LockWait bounds waiting for another process realizing the same
-	// build; 0 waits as long as ctx allows.
+	// LockPoll is how often a realize waiting for another process's build
+	// lock retries; it waits as long as ctx allows.
 	LockPoll time.Duration
 }
 
