@@ -176,6 +176,7 @@ func (a *app) deleteCmd() *cobra.Command {
 				return fmt.Errorf("delete %s: build %s: %w", id, dir, err)
 			}
 			report(a, "build", dir, removed)
+			os.Remove(realize.BuildLockPath(dir)) // the build's lock file beside it
 			removed, err = removeIfExists(a.lockPath(id))
 			if err != nil {
 				return fmt.Errorf("delete %s: lock: %w", id, err)

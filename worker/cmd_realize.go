@@ -12,6 +12,7 @@ import (
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/models/progressui"
+	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/pyenv"
 	"github.com/runpod-comfy/worker/pkg/realize"
@@ -103,10 +104,21 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags) (realize
 	modelsDir := firstNonEmpty(f.modelsDir, a.cfg.ModelsDir, a.cfg.Cache.ModelsDir())
 	ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
 	report := progress.Func(ui.Report)
-	store, err := models.New(models.Config{
+	mc := models.Config{
 		Root: root, HFToken: a.cfg.HFToken, CivitaiToken: a.cfg.CivitaiToken, Offline: offline,
 		Logger: a.log, Progress: report,
-	})
+	}
+	// gs:// model sources use the same GCS key as outputs when one was
+	// pasted into an env value; otherwise the client's default lookup.
+	if gc, err := loadGCSConfig(a.getenv); err == nil && gc.Credentials.Value != "" {
+		creds, err := output.LoadCredentials(gc.Credentials)
+		if err != nil {
+			ui.Close()
+			return realize.Config{}, nil, err
+		}
+		mc.GCSOptions = creds.ClientOptions()
+	}
+	store, err := models.New(mc)
 	if err != nil {
 		ui.Close()
 		return realize.Config{}, nil, err
