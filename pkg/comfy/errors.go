@@ -19,7 +19,7 @@ type StartError struct {
 	// still running when given up on).
 	ExitCode int
 	Signal   string
-	After    time.Duration
+	After    time.Duration `json:"after_ns"`
 	LogTail  []string
 	// ImportFailures are custom nodes ComfyUI reported as IMPORT FAILED.
 	ImportFailures []ImportFailure
@@ -108,14 +108,14 @@ func (e *HTTPError) Error() string {
 // A prompt that was already queued is removed from the queue and
 // interrupted.
 type TimeoutError struct {
-	PromptID string
+	PromptID string `json:"prompt_id"`
 	After    time.Duration
 	// Stage is where the deadline struck: upload, submit, execute or
 	// download.
-	Stage string
+	Stage string `json:"stage"`
 	// Interrupted is, for Stage execute, whether ComfyUI confirmed that the
 	// prompt stopped. When false it may still be busy: restart it.
-	Interrupted bool
+	Interrupted bool `json:"interrupted"`
 }
 
 func (e *TimeoutError) Error() string {

@@ -10,18 +10,18 @@ import (
 // ExecutionError is a node raising an exception while the prompt ran
 // (ComfyUI's execution_error message).
 type ExecutionError struct {
-	PromptID         string
-	NodeID           string
-	NodeType         string
-	ExceptionType    string
-	ExceptionMessage string
+	PromptID         string `json:"prompt_id"`
+	NodeID           string `json:"node_id"`
+	NodeType         string `json:"node_type"`
+	ExceptionType    string `json:"exception_type"`
+	ExceptionMessage string `json:"exception_message"`
 	// Traceback is the tail of the Python traceback, bounded in size.
-	Traceback []string
+	Traceback []string `json:"traceback"`
 	// CurrentInputs are the node's inputs as ComfyUI printed them, each
 	// truncated (tensor reprs can be megabytes).
-	CurrentInputs map[string]string
+	CurrentInputs map[string]string `json:"current_inputs,omitempty"`
 	// Executed lists the nodes that had finished before the failure.
-	Executed []string
+	Executed []string `json:"executed,omitempty"`
 }
 
 func (e *ExecutionError) Error() string {

@@ -12,10 +12,10 @@ import (
 type ImportFailure struct {
 	// Name is the node's folder (or .py file, without extension) under
 	// custom_nodes.
-	Name string
-	Path string
+	Name string `json:"name"`
+	Path string `json:"path"`
 	// Error is the exception message ComfyUI logged for it, when it did.
-	Error string
+	Error string `json:"error,omitempty"`
 }
 
 // ComfyUI logs, for a node that fails to import:

@@ -16,28 +16,28 @@ type ValidationError struct {
 	// Type is ComfyUI's error type: prompt_outputs_failed_validation,
 	// invalid_prompt, missing_node_type, prompt_no_outputs, no_prompt, ...
 	// Empty for v0.3.12's plain-string errors.
-	Type    string
-	Message string
-	Details string
-	Nodes   []NodeError
+	Type    string      `json:"type"`
+	Message string      `json:"message"`
+	Details string      `json:"details,omitempty"`
+	Nodes   []NodeError `json:"nodes,omitempty"`
 }
 
 // NodeError is one problem with one node's input.
 type NodeError struct {
-	NodeID    string
-	ClassType string
-	InputName string
+	NodeID    string `json:"node_id"`
+	ClassType string `json:"class_type"`
+	InputName string `json:"input_name,omitempty"`
 	// Type is e.g. required_input_missing, value_not_in_list,
 	// value_smaller_than_min, custom_validation_failed.
-	Type    string
-	Message string
-	Details string
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Details string `json:"details,omitempty"`
 	// Received is the offending value, when ComfyUI reported one.
-	Received string
+	Received string `json:"received,omitempty"`
 	// Allowed holds some of the accepted values for value_not_in_list;
 	// AllowedTotal is how many there are in all.
-	Allowed      []string
-	AllowedTotal int
+	Allowed      []string `json:"allowed,omitempty"`
+	AllowedTotal int      `json:"allowed_total,omitempty"`
 }
 
 // maxAllowedShown is how many allowed values an error message lists.

@@ -199,4 +199,11 @@ func TestHandleNamesImportFailures(t *testing.T) {
 	if out.Failure == nil || out.Failure.Type != ErrComfyValidation || !strings.Contains(out.Failure.Message, "ComfyUI-Broken") {
 		t.Fatalf("got %+v, want a validation error naming the node that failed to import", out.Failure)
 	}
+	// Details use the result's snake_case keys.
+	b, _ := json.Marshal(out.Failure.Details)
+	for _, key := range []string{`"import_failures":[{"name":"ComfyUI-Broken"`, `"validation":{"type":"invalid_prompt"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("details lack %s: %s", key, b)
+		}
+	}
 }
