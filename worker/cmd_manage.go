@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
@@ -40,9 +42,21 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List version specs with the state of their lock and build",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			entries, err := spec.List(a.cfg.VersionsDir)
-			if err != nil {
-				return err
+			// Every spec directory, in search order; an id found twice is
+			// listed once, as the first directory's spec wins.
+			seen := map[string]bool{}
+			var entries []spec.Entry
+			for _, dir := range a.specDirs() {
+				found, err := spec.List(dir)
+				if err != nil {
+					return err
+				}
+				for _, e := range found {
+					if !seen[e.ID] {
+						seen[e.ID] = true
+						entries = append(entries, e)
+					}
+				}
 			}
 			rows := make([]listEntry, 0, len(entries))
 			for _, e := range entries {
@@ -170,6 +184,12 @@ func (a *app) deleteCmd() *cobra.Command {
 			dir := a.buildDir(id, target)
 			if err := a.checkDeletable(dir, target != ""); err != nil {
 				return err
+			}
+			// Wait for a realize of this build to finish rather than pull
+			// the tree from under it.
+			fl := flock.New(realize.BuildLockPath(dir))
+			if _, err := fl.TryLockContext(cmd.Context(), 250*time.Millisecond); err == nil {
+				defer fl.Unlock()
 			}
 			removed, err := removeIfExists(dir)
 			if err != nil {
