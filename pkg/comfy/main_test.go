@@ -6,9 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/runpod-comfy/worker/internal/leaktest"
 )
 
 // fakeComfyBin is the fakecomfy program, built once per test binary.
@@ -31,38 +32,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(5 * time.Second); leaks != "" {
-			fmt.Fprintf(os.Stderr, "goroutines of pkg/comfy still running after the tests:\n%s\n", leaks)
-			code = 1
-		}
-	}
+	code := leaktest.Check(m.Run(), leaktest.Options{Grace: 5 * time.Second,
+		Only: []string{"worker/pkg/comfy.", "worker/pkg/comfy/comfytest."}, Ignore: []string{"comfy.TestMain"}})
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// leakedGoroutines waits up to d for every goroutine running code of this
-// package (or its fake) to end, and describes those that do not.
-func leakedGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaks []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "worker/pkg/comfy.") || strings.Contains(g, "worker/pkg/comfy/comfytest.") {
-				if !strings.Contains(g, "comfy.TestMain") && !strings.Contains(g, "comfy.leakedGoroutines") {
-					leaks = append(leaks, g)
-				}
-			}
-		}
-		if len(leaks) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,46 +12,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/internal/leaktest"
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
 
 // TestMain fails the run if any goroutine of this package outlives the tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := waitNoLeaks(5 * time.Second); leaks != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitNoLeaks returns the stacks of goroutines still running this package's
-// non-test code after d, or "".
-func waitNoLeaks(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaks []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			for _, line := range strings.Split(g, "\n") {
-				if strings.Contains(line, "/pkg/runpod/") && strings.Contains(line, ".go:") &&
-					!strings.Contains(line, "_test.go") && !strings.Contains(line, "/runpodtest/") {
-					leaks = append(leaks, g)
-					break
-				}
-			}
-		}
-		if len(leaks) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	leaktest.Main(m, leaktest.Options{Grace: 5 * time.Second, Only: []string{"worker/pkg/runpod."},
+		Ignore: []string{"runpod.TestMain"}})
 }
 
 // syncBuffer collects log output from several goroutines.
