@@ -92,6 +92,10 @@ func BenchmarkJobOverheadE2E(b *testing.B) {
 		}
 		comfy := time.Duration((out.Timings["queue"] + out.Timings["execute"]) * float64(time.Millisecond))
 		overheads = append(overheads, res.Time.Sub(taken)-comfy)
+		if os.Getenv("BENCH_DEBUG") != "" {
+			inside := time.Duration(out.Timings["total"]*float64(time.Millisecond)) - comfy
+			b.Logf("%s e2e overhead %v, inside the handler %v", j.ID, res.Time.Sub(taken)-comfy, inside)
+		}
 	}
 	b.StopTimer()
 	sort.Slice(overheads, func(i, j int) bool { return overheads[i] < overheads[j] })

@@ -186,13 +186,15 @@ func (j *jobRun) stage(name string, fn func() error) error {
 }
 
 // progress forwards an update, at most one per interval except stage
-// changes, which always go out.
+// changes, which go out at once. Nothing is sent during a job's first
+// interval: a job that finishes that fast needs no progress, and each
+// update is a request to RunPod competing with the job.
 func (j *jobRun) progress(v map[string]any, force bool) {
 	if j.report == nil {
 		return
 	}
 	now := time.Now()
-	if !force && now.Sub(j.lastSent) < j.h.cfg.ProgressInterval {
+	if now.Sub(j.start) < j.h.cfg.ProgressInterval || !force && now.Sub(j.lastSent) < j.h.cfg.ProgressInterval {
 		return
 	}
 	j.lastSent = now

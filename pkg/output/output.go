@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"mime"
 	"os"
 	"path/filepath"
@@ -86,15 +85,16 @@ func Base64(ctx context.Context, files []Local, limit int64) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		var sb strings.Builder
-		sb.Grow(int(EncodedLen(df.Size)))
-		enc := base64.NewEncoder(base64.StdEncoding, &sb)
-		h := sha256.New()
-		if err := copyFile(f.Path, io.MultiWriter(enc, h)); err != nil {
+		data, err := os.ReadFile(f.Path)
+		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", f.Filename, err)
 		}
-		enc.Close()
-		df.Base64, df.SHA256 = sb.String(), hex.EncodeToString(h.Sum(nil))
+		// Hash on another core while this one encodes.
+		sum := make(chan [sha256.Size]byte, 1)
+		go func() { sum <- sha256.Sum256(data) }()
+		df.Base64 = base64.StdEncoding.EncodeToString(data)
+		digest := <-sum
+		df.SHA256, df.Size = hex.EncodeToString(digest[:]), int64(len(data))
 		out = append(out, df)
 	}
 	return out, nil
@@ -114,15 +114,6 @@ func describe(f Local) (File, error) {
 		ContentType: ContentType(f.Filename), Size: st.Size()}, nil
 }
 
-func copyFile(path string, w io.Writer) error {
-	fh, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	_, err = io.Copy(w, fh)
-	return err
-}
 
 // extraTypes covers what ComfyUI nodes write and Go's table may lack.
 var extraTypes = map[string]string{
