@@ -114,7 +114,6 @@ func describe(f Local) (File, error) {
 		ContentType: ContentType(f.Filename), Size: st.Size()}, nil
 }
 
-
 // extraTypes covers what ComfyUI nodes write and Go's table may lack.
 var extraTypes = map[string]string{
 	".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4", ".mov": "video/quicktime",
