@@ -15,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
+
+// syncBuf captures output written from several goroutines.
+type syncBuf = syncbuf.Buffer
 
 var (
 	binOnce            sync.Once
@@ -54,14 +58,6 @@ type workerProc struct {
 	stderr *syncBuf
 	done   chan error
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startWorker runs `worker` (no subcommand) against the fake job API.
 func startWorker(t testing.TB, e *testEnv, rp *runpodtest.Server, extra map[string]string) *workerProc {

@@ -10,29 +10,15 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/endpoint/endpointtest"
 )
 
+// syncBuffer captures output written from several goroutines.
+type syncBuffer = syncbuf.Buffer
+
 // testKey is distinctive so a leak into logs or errors is easy to find.
 const testKey = "rpa_SECRETKEY0123456789"
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // newPair starts a fake endpoint and a Client for it. At cleanup it closes
 // both and fails the test if the API key appeared in the logs.

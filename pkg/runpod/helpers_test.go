@@ -6,38 +6,23 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/runpod-comfy/worker/internal/leaktest"
+	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
+
+// syncBuffer captures output written from several goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // TestMain fails the run if any goroutine of this package outlives the tests.
 func TestMain(m *testing.M) {
 	leaktest.Main(m, leaktest.Options{Grace: 5 * time.Second, Only: []string{"worker/pkg/runpod."},
 		Ignore: []string{"runpod.TestMain"}})
-}
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // testLogger logs to the test and to a buffer; at cleanup it fails the test
