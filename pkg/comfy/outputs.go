@@ -1,19 +1,12 @@
 package comfy
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 type fileRef struct {
@@ -126,144 +119,4 @@ func localPath(dir string, o Output, used map[string]bool) (string, error) {
 	}
 	used[p] = true
 	return p, nil
-}
-
-// downloadAll fetches outputs into dir, a few at a time, filling Path and
-// Size. Files missing on the server are collected into one
-// *missingOutputError; any other failure stops the rest.
-func (c *Client) downloadAll(ctx context.Context, outs []Output, dir string) error {
-	used := map[string]bool{}
-	for i := range outs {
-		p, err := localPath(dir, outs[i], used)
-		if err != nil {
-			return err
-		}
-		outs[i].Path = p
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		missing  []Output
-	)
-	next := make(chan int)
-	for range min(c.cfg.DownloadConcurrency, len(outs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				n, err := c.download(ctx, outs[i], outs[i].Path)
-				mu.Lock()
-				switch {
-				case errors.Is(err, errNotFound):
-					missing = append(missing, outs[i])
-					outs[i].Path = ""
-				case err != nil && firstErr == nil:
-					firstErr = err
-					cancel()
-				case err == nil:
-					outs[i].Size = n
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for i := range outs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	if len(missing) > 0 {
-		return &missingOutputError{Outputs: missing}
-	}
-	return ctx.Err()
-}
-
-var errNotFound = errors.New("not found")
-
-// copyBufSize is the size of each streaming buffer: large enough that a
-// 1 MB image takes a handful of syscalls, small enough to never hold a file
-// in memory.
-const copyBufSize = 256 << 10
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
-
-// pipelinedCopy copies src to dst with the network read and the disk write
-// overlapping: one goroutine reads the socket while this one writes the
-// file, which on loopback nearly halves the time of a large download. The
-// reading goroutine ends before pipelinedCopy returns; the caller closes src
-// if dst fails so a read blocked on the network is released.
-func pipelinedCopy(dst io.Writer, src io.ReadCloser) (int64, error) {
-	pr, pw := io.Pipe()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		_, err := io.CopyBuffer(pw, struct{ io.Reader }{src}, *bp)
-		pw.CloseWithError(err)
-	}()
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	// Hide dst's ReadFrom so the pooled buffer is used, not a fresh one.
-	n, err := io.CopyBuffer(struct{ io.Writer }{dst}, pr, *bp)
-	if err != nil {
-		pr.CloseWithError(err)
-		src.Close()
-	}
-	<-readDone
-	return n, err
-}
-
-// download streams /view into a temp file beside dst and renames it into
-// place. Outputs are local scratch files for the job, so the file is not
-// fsynced: a crash loses the job anyway, and the rename alone guarantees no
-// half-written file is ever seen at dst.
-func (c *Client) download(ctx context.Context, o Output, dst string) (int64, error) {
-	q := url.Values{"filename": {o.Filename}, "subfolder": {o.Subfolder}, "type": {o.Type}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/view", q), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("download %s: %w", o.Filename, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return 0, fmt.Errorf("download %s: %w", o.Filename, errNotFound)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return 0, &HTTPError{Op: "GET /view " + o.Filename, Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return 0, err
-	}
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
-	if err != nil {
-		return 0, err
-	}
-	n, err := pipelinedCopy(f, resp.Body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), dst)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return 0, fmt.Errorf("download %s: %w", o.Filename, err)
-	}
-	return n, nil
 }

@@ -25,6 +25,11 @@ type RunOptions struct {
 	// OutputDir receives every output file; empty lists outputs without
 	// downloading them.
 	OutputDir string
+	// MemoryBudget keeps outputs in memory (Output.Data) instead of under
+	// OutputDir while their total size stays within this many bytes; 0
+	// writes every output to disk. Only outputs whose size ComfyUI states
+	// up front qualify.
+	MemoryBudget int64
 	// Inputs are uploaded under job-unique names (see UniqueInputName) and
 	// the workflow's references to them rewritten.
 	Inputs []Input
@@ -56,9 +61,15 @@ type Output struct {
 	Type string
 	// Cached is set when the node was served from ComfyUI's cache.
 	Cached bool
-	// Path is the downloaded file ("" when not downloaded); Size its bytes.
+	// Path is the downloaded file ("" when not downloaded or kept in
+	// memory); Size its bytes.
 	Path string
 	Size int64
+	// Data is the content when it was kept in memory (see
+	// RunOptions.MemoryBudget); nil otherwise.
+	Data []byte
+	// SHA256 is the hex digest of the downloaded content.
+	SHA256 string
 }
 
 // Timings are the stages of one Run.
@@ -170,7 +181,7 @@ func (c *Client) finishResult(ctx context.Context, res *Result, run *runState, o
 		return nil
 	}
 	t := time.Now()
-	err := c.downloadAll(ctx, res.Outputs, opts.OutputDir)
+	err := c.downloadAll(ctx, res.Outputs, opts.OutputDir, opts.MemoryBudget)
 	res.Timings.Download += time.Since(t)
 	if err != nil {
 		var missing *missingOutputError

@@ -77,6 +77,10 @@ type Handler struct {
 	cfg  Config
 	mu   sync.Mutex // one job at a time; guards warm
 	warm *warm
+	// cleaning tracks the previous job's file cleanup, which runs after its
+	// result is returned (off the result's path) and before the next job
+	// or Close.
+	cleaning sync.WaitGroup
 }
 
 type warm struct {
@@ -115,6 +119,7 @@ type Outcome struct {
 func (h *Handler) Close(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.cleaning.Wait()
 	return h.stopWarm(ctx)
 }
 
@@ -134,6 +139,7 @@ var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage, report func(any)) Outcome {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.cleaning.Wait()
 	j := &jobRun{h: h, id: jobID, start: time.Now(), timings: map[string]float64{}, report: report,
 		log: h.cfg.Logger.With().Str("job_id", jobID).Logger()}
 	j.safeID = unsafeID.ReplaceAllString(jobID, "")
@@ -144,7 +150,8 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 		j.safeID = fmt.Sprintf("%x", time.Now().UnixNano())
 	}
 	j.dir = filepath.Join(h.cfg.Scratch, "jobs", j.safeID)
-	defer os.RemoveAll(j.dir)
+	j.cleanups = append(j.cleanups, func() { os.RemoveAll(j.dir) })
+	defer h.cleanAfter(j)
 	out, stage, err := j.run(ctx, raw)
 	j.timings["total"] = ms(time.Since(j.start))
 	if err != nil {
@@ -161,6 +168,16 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 	return Outcome{Output: out}
 }
 
+// cleanAfter removes the job's files in the background once its result is
+// on its way; the next job waits for it.
+func (h *Handler) cleanAfter(j *jobRun) {
+	h.cleaning.Go(func() {
+		for _, fn := range j.cleanups {
+			fn()
+		}
+	})
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // jobRun is one job in progress.
@@ -175,6 +192,7 @@ type jobRun struct {
 	report    func(any)
 	lastSent  time.Time
 	log       zerolog.Logger
+	cleanups  []func() // run after the result is returned
 }
 
 // stage times fn under name.
@@ -233,7 +251,7 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	j.progress(map[string]any{"stage": "execute"}, true)
 	outDir := filepath.Join(j.dir, "out")
 	res, err := w.client.Run(ctx, wf, comfy.RunOptions{
-		OutputDir: outDir, Inputs: inputs, InputPrefix: j.safeID, Timeout: in.Timeout,
+		OutputDir: outDir, MemoryBudget: j.h.memoryBudget(in), Inputs: inputs, InputPrefix: j.safeID, Timeout: in.Timeout,
 		Progress: j.comfyProgress, ExtraData: extraData(in),
 	})
 	if res != nil {
@@ -241,7 +259,7 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 		j.timings["queue"] += ms(res.Timings.Queue)
 		j.timings["execute"] += ms(res.Timings.Execute)
 		j.timings["download"] += ms(res.Timings.Download)
-		defer j.h.cleanComfyFiles(w, res, j.log)
+		j.cleanups = append(j.cleanups, func() { j.h.cleanComfyFiles(w, res, j.log) })
 	}
 	if err != nil {
 		var ve *comfy.ValidationError
@@ -267,8 +285,9 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	}
 	var files []output.Local
 	for _, o := range res.Outputs {
-		if o.Path != "" {
-			files = append(files, output.Local{NodeID: o.NodeID, Kind: o.Kind, Filename: o.Filename, Subfolder: o.Subfolder, Type: o.Type, Path: o.Path})
+		if o.Path != "" || o.Data != nil {
+			files = append(files, output.Local{NodeID: o.NodeID, Kind: o.Kind, Filename: o.Filename, Subfolder: o.Subfolder, Type: o.Type,
+				Path: o.Path, Data: o.Data, SHA256: o.SHA256})
 		}
 	}
 	var delivered []output.File
@@ -284,7 +303,7 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	for _, ne := range res.NodeErrors {
 		result.Warnings = append(result.Warnings, fmt.Sprintf("node %s (%s) was skipped: %s", ne.NodeID, ne.ClassType, ne.Message))
 	}
-	shaped, err := output.Shape(in.ResponseFormat, result)
+	shaped, err := output.Render(in.ResponseFormat, result)
 	if err != nil {
 		return nil, "deliver", &Failure{Type: ErrOutput, Message: err.Error(), Details: map[string]any{}}
 	}

@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -112,11 +111,14 @@ func TestHandleSuccessWarmAndSwitch(t *testing.T) {
 	if out.Failure != nil {
 		t.Fatalf("job failed: %+v", out.Failure)
 	}
-	res := out.Output.(output.Result)
+	var res output.Result
+	if err := json.Unmarshal(out.Output.(*output.Rendered).Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
 	if len(res.Outputs) != 1 || res.Outputs[0].ContentType != "image/png" || res.Outputs[0].NodeID != "2" {
 		t.Fatalf("outputs = %+v", res.Outputs)
 	}
-	png, _ := base64.StdEncoding.DecodeString(res.Outputs[0].Base64)
+	png := res.Outputs[0].Base64.Bytes()
 	if !strings.HasPrefix(string(png), "\x89PNG") {
 		t.Error("output is not a PNG")
 	}
@@ -141,7 +143,8 @@ func TestHandleSuccessWarmAndSwitch(t *testing.T) {
 	if out.Failure != nil || hs.h.warm.sup.PID() == pid || hs.h.warm.build.VersionID != "v2" {
 		t.Fatalf("switch: %+v", out.Failure)
 	}
-	// The scratch holds no job leftovers.
+	// The scratch holds no job leftovers once the cleanup is done.
+	hs.h.cleaning.Wait()
 	in, outDir, _, _ := hs.h.warm.sup.Dirs()
 	for _, d := range []string{in, outDir, filepath.Join(hs.h.cfg.Scratch, "jobs")} {
 		entries, _ := os.ReadDir(d)
@@ -206,4 +209,29 @@ func TestHandleNamesImportFailures(t *testing.T) {
 			t.Errorf("details lack %s: %s", key, b)
 		}
 	}
+}
+
+func TestMemoryBudget(t *testing.T) {
+	gcs := &Handler{cfg: Config{Base64Limit: 4000, AutoThreshold: 1000, GCS: nopDeliverer{}}}
+	plain := &Handler{cfg: Config{Base64Limit: 4000, AutoThreshold: 1000}}
+	for _, tc := range []struct {
+		h    *Handler
+		mode string
+		want int64
+	}{
+		{plain, "base64", 3000}, // what 4000 bytes of base64 carry
+		{plain, "auto", 3000},   // without GCS everything is returned inline
+		{gcs, "auto", 1000},     // above the threshold it goes to GCS, from disk
+		{gcs, "gcs", 0},
+	} {
+		if got := tc.h.memoryBudget(&Input{OutputMode: tc.mode}); got != tc.want {
+			t.Errorf("%s (GCS %v): budget %d, want %d", tc.mode, tc.h.cfg.GCS != nil, got, tc.want)
+		}
+	}
+}
+
+type nopDeliverer struct{}
+
+func (nopDeliverer) Deliver(context.Context, string, *Input, []output.Local) ([]output.File, error) {
+	return nil, nil
 }

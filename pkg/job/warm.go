@@ -94,13 +94,32 @@ func (h *Handler) cleanComfyFiles(w *warm, res *comfy.Result, log zerolog.Logger
 	}
 }
 
+// memoryBudget is how many bytes of a job's outputs may be kept in memory
+// rather than written to scratch: what a base64 result can carry. GCS
+// uploads stream from disk.
+func (h *Handler) memoryBudget(in *Input) int64 {
+	raw := h.cfg.Base64Limit / 4 * 3
+	switch in.OutputMode {
+	case "base64":
+		return raw
+	case "auto":
+		if h.cfg.GCS != nil {
+			return min(raw, h.cfg.AutoThreshold)
+		}
+		return raw
+	}
+	return 0
+}
+
 // deliver returns the result entries for files in the job's output mode.
 func (h *Handler) deliver(ctx context.Context, jobID string, in *Input, files []output.Local) ([]output.File, string, error) {
 	mode := in.OutputMode
 	if mode == "auto" {
 		var total int64
 		for _, f := range files {
-			if st, err := os.Stat(f.Path); err == nil {
+			if f.Data != nil {
+				total += int64(len(f.Data))
+			} else if st, err := os.Stat(f.Path); err == nil {
 				total += st.Size()
 			}
 		}

@@ -3,7 +3,6 @@ package output
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,11 +27,11 @@ func Auto(ctx context.Context, g *GCS, req UploadRequest, threshold int64) ([]Fi
 	}
 	var total int64
 	for _, f := range req.Files {
-		st, err := os.Stat(f.Path)
+		n, err := f.size()
 		if err != nil {
-			return nil, "", fmt.Errorf("output %s: %w", f.Filename, err)
+			return nil, "", err
 		}
-		total += EncodedLen(st.Size())
+		total += EncodedLen(n)
 	}
 	if total <= threshold || g == nil {
 		files, err := Base64(ctx, req.Files, max(threshold, DefaultBase64Limit))

@@ -90,7 +90,7 @@ func TestAutoMode(t *testing.T) {
 			if err != nil || mode != tc.wantMode || len(got) != 1 {
 				t.Fatalf("Auto = %d files, %q, %v; want mode %q", len(got), mode, err, tc.wantMode)
 			}
-			if (mode == ModeGCS) != (got[0].GCSPath != "") || (mode == ModeBase64) != (got[0].Base64 != "") {
+			if (mode == ModeGCS) != (got[0].GCSPath != "") || (mode == ModeBase64) != (got[0].Base64 != nil) {
 				t.Errorf("file %+v does not match mode %s", got[0], mode)
 			}
 		})

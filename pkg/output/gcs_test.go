@@ -153,7 +153,7 @@ func TestGCSUploadNamesTypesAndBytes(t *testing.T) {
 				if want := objectURL(PublicGCSBase, tc.bucket, name); fl.URL != want || !strings.HasPrefix(fl.URL, "https://storage.googleapis.com/"+tc.bucket+"/") {
 					t.Errorf("url %q, want %q", fl.URL, want)
 				}
-				if fl.ContentType != tc.types[j] || fl.Base64 != "" || fl.SignedURL != "" || fl.NodeID != tc.req.Files[j].NodeID {
+				if fl.ContentType != tc.types[j] || fl.Base64 != nil || fl.SignedURL != "" || fl.NodeID != tc.req.Files[j].NodeID {
 					t.Errorf("file %+v", fl)
 				}
 			}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,9 +26,9 @@ func (g *GCS) uploadOne(ctx context.Context, bucket, name string, l Local, warn 
 	if err != nil {
 		return File{}, err
 	}
-	fh, err := os.Open(l.Path)
+	fh, err := l.open()
 	if err != nil {
-		return File{}, fmt.Errorf("output %s: %w", l.Filename, err)
+		return File{}, err
 	}
 	defer fh.Close()
 
@@ -99,7 +98,7 @@ func (g *GCS) remove(ctx context.Context, bucket, name string) {
 
 // put makes one upload attempt from the start of fh. The sha256 is computed
 // from the bytes as they are sent, so the file is read once per attempt.
-func (g *GCS) put(ctx context.Context, obj *storage.ObjectHandle, fh *os.File, df File, name string) (string, int64, error) {
+func (g *GCS) put(ctx context.Context, obj *storage.ObjectHandle, fh io.Reader, df File, name string) (string, int64, error) {
 	// Cancelling the writer's context is how an upload is abandoned without
 	// committing the object.
 	wctx, cancel := context.WithCancel(ctx)

@@ -4,11 +4,12 @@
 package output
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"mime"
 	"os"
 	"path/filepath"
@@ -22,7 +23,52 @@ type Local struct {
 	Filename  string
 	Subfolder string
 	Type      string // output or temp
-	Path      string
+	// Path is the file on disk, unless Data holds the content.
+	Path string
+	// Data is the content when it is in memory; nil means read Path.
+	Data []byte
+	// SHA256 is the content's hex digest when already known ("" = compute).
+	SHA256 string
+}
+
+// size is the file's size in bytes.
+func (l Local) size() (int64, error) {
+	if l.Data != nil {
+		return int64(len(l.Data)), nil
+	}
+	st, err := os.Stat(l.Path)
+	if err != nil {
+		return 0, fmt.Errorf("output %s: %w", l.Filename, err)
+	}
+	return st.Size(), nil
+}
+
+// open returns the content from its start; Seek(0) restarts it.
+func (l Local) open() (io.ReadSeekCloser, error) {
+	if l.Data != nil {
+		return nopCloser{bytes.NewReader(l.Data)}, nil
+	}
+	f, err := os.Open(l.Path)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", l.Filename, err)
+	}
+	return f, nil
+}
+
+type nopCloser struct{ io.ReadSeeker }
+
+func (nopCloser) Close() error { return nil }
+
+// content returns the content in memory.
+func (l Local) content() ([]byte, error) {
+	if l.Data != nil {
+		return l.Data, nil
+	}
+	data, err := os.ReadFile(l.Path)
+	if err != nil {
+		return nil, fmt.Errorf("output %s: %w", l.Filename, err)
+	}
+	return data, nil
 }
 
 // File is one delivered output, as it appears in a job result.
@@ -35,7 +81,7 @@ type File struct {
 	ContentType string `json:"content_type"`
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"`
-	Base64      string `json:"base64,omitempty"`
+	Base64      *Blob  `json:"base64,omitempty"`
 	URL         string `json:"url,omitempty"`
 	GCSPath     string `json:"gcs_path,omitempty"`
 	SignedURL   string `json:"signed_url,omitempty"`
@@ -58,20 +104,21 @@ func (e *TooLargeError) Error() string {
 // EncodedLen is the base64 length of n bytes.
 func EncodedLen(n int64) int64 { return (n + 2) / 3 * 4 }
 
-// Base64 encodes every file into the result. It checks the total encoded
-// size against limit before reading anything, so an oversized result fails
-// fast and clearly instead of being truncated by the platform.
+// Base64 puts every file into the result, to be encoded as base64 when the
+// result is rendered. It checks the total encoded size against limit before
+// reading anything, so an oversized result fails fast and clearly instead
+// of being truncated by the platform.
 func Base64(ctx context.Context, files []Local, limit int64) ([]File, error) {
 	if limit <= 0 {
 		limit = DefaultBase64Limit
 	}
 	var total int64
 	for _, f := range files {
-		st, err := os.Stat(f.Path)
+		n, err := f.size()
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", f.Filename, err)
+			return nil, err
 		}
-		total += EncodedLen(st.Size())
+		total += EncodedLen(n)
 	}
 	if total > limit {
 		return nil, &TooLargeError{Encoded: total, Limit: limit}
@@ -85,16 +132,16 @@ func Base64(ctx context.Context, files []Local, limit int64) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		data, err := os.ReadFile(f.Path)
+		data, err := f.content()
 		if err != nil {
-			return nil, fmt.Errorf("output %s: %w", f.Filename, err)
+			return nil, err
 		}
-		// Hash on another core while this one encodes.
-		sum := make(chan [sha256.Size]byte, 1)
-		go func() { sum <- sha256.Sum256(data) }()
-		df.Base64 = base64.StdEncoding.EncodeToString(data)
-		digest := <-sum
-		df.SHA256, df.Size = hex.EncodeToString(digest[:]), int64(len(data))
+		df.SHA256 = f.SHA256
+		if df.SHA256 == "" {
+			sum := sha256.Sum256(data)
+			df.SHA256 = hex.EncodeToString(sum[:])
+		}
+		df.Size, df.Base64 = int64(len(data)), NewBlob(data)
 		out = append(out, df)
 	}
 	return out, nil
@@ -102,16 +149,16 @@ func Base64(ctx context.Context, files []Local, limit int64) ([]File, error) {
 
 // describe fills the metadata of a file (not its digest or content).
 func describe(f Local) (File, error) {
-	st, err := os.Stat(f.Path)
+	n, err := f.size()
 	if err != nil {
-		return File{}, fmt.Errorf("output %s: %w", f.Filename, err)
+		return File{}, err
 	}
 	typ := f.Type
 	if typ == "" {
 		typ = "output"
 	}
 	return File{NodeID: f.NodeID, Kind: f.Kind, Filename: f.Filename, Subfolder: f.Subfolder, Type: typ,
-		ContentType: ContentType(f.Filename), Size: st.Size()}, nil
+		ContentType: ContentType(f.Filename), Size: n}, nil
 }
 
 // extraTypes covers what ComfyUI nodes write and Go's table may lack.

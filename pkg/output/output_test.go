@@ -41,7 +41,7 @@ func TestBase64(t *testing.T) {
 	}
 	for i, f := range got {
 		raw, _ := os.ReadFile(files[i].Path)
-		dec, err := base64.StdEncoding.DecodeString(f.Base64)
+		dec, err := base64.StdEncoding.DecodeString(f.Base64.String())
 		sum := sha256.Sum256(raw)
 		if err != nil || !bytes.Equal(dec, raw) || f.SHA256 != hex.EncodeToString(sum[:]) || f.Size != int64(len(raw)) {
 			t.Errorf("%s: round trip or metadata wrong: %+v", f.Filename, f)
@@ -72,9 +72,9 @@ func TestShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(orig)
-	want := `{"base64":"` + enc[0].Base64 + `","extension":".png","output_mode":"base64","size":5,"version_id":"v"}`
+	want := `{"base64":"` + enc[0].Base64.String() + `","extension":".png","output_mode":"base64","size":5,"version_id":"v"}`
 	if enc[0].Type == "temp" {
-		want = `{"base64":"` + enc[1].Base64 + `","extension":".png","output_mode":"base64","size":5,"version_id":"v"}`
+		want = `{"base64":"` + enc[1].Base64.String() + `","extension":".png","output_mode":"base64","size":5,"version_id":"v"}`
 	}
 	if string(b) != want {
 		t.Errorf("original shape:\n got %s\nwant %s", b, want)

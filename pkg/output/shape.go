@@ -73,8 +73,10 @@ func original(r Result) (map[string]any, error) {
 		"size":        f.Size,
 		"extension":   strings.ToLower(filepath.Ext(f.Filename)),
 	}
-	if f.Base64 != "" || r.OutputMode == "base64" {
+	if f.Base64 != nil {
 		m["base64"] = f.Base64
+	} else if r.OutputMode == "base64" {
+		m["base64"] = ""
 	} else {
 		m["url"], m["gcs_path"] = f.URL, f.GCSPath
 		if f.SignedURL != "" {
@@ -87,7 +89,7 @@ func original(r Result) (map[string]any, error) {
 type wcImage struct {
 	Filename string `json:"filename"`
 	Type     string `json:"type"`
-	Data     string `json:"data"`
+	Data     any    `json:"data"` // *Blob or a URL
 }
 
 // workerComfyUI renders worker-comfyui's images list; URLs use its
@@ -98,7 +100,7 @@ func workerComfyUI(r Result) map[string]any {
 		if f.Type == "temp" {
 			continue
 		}
-		if f.Base64 != "" {
+		if f.Base64 != nil {
 			images = append(images, wcImage{Filename: f.Filename, Type: "base64", Data: f.Base64})
 		} else {
 			url := f.SignedURL

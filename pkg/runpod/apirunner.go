@@ -63,7 +63,7 @@ func (s *APIServer) run(ctx context.Context, j *apiJob) {
 	res := callHandler(ctx, s.h, Job{ID: j.id, Input: j.input}, progress, s.info)
 	var out []byte
 	if res.Output != nil || !res.Failed() {
-		b, err := marshal(res.Output)
+		b, err := marshalOutput(res.Output)
 		if err != nil {
 			res = Result{Error: "internal error: the job's output could not be encoded as JSON: " + err.Error()}
 		} else {

@@ -67,14 +67,15 @@ const (
 	kindPing             // heartbeat: a different client in the SDK, fewer headers
 )
 
-func (c *client) newRequest(ctx context.Context, method, url string, k kind, body []byte, jobID string) (*http.Request, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+func (c *client) newRequest(ctx context.Context, method, url string, k kind, body body, jobID string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.ContentLength = int64(body.len())
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
+		req.Body, _ = req.GetBody()
 	}
 	h := req.Header
 	if c.key != "" {
@@ -181,8 +182,48 @@ func decodeJobs(body []byte) []takenJob {
 	return out
 }
 
+// body is a request body in pieces, so that a large result is sent
+// without first being copied into one buffer; a piece may be a JSONStream,
+// encoded while it is sent.
+type body []part
+
+type part struct {
+	b []byte
+	s JSONStream
+}
+
+func (b body) len() int {
+	n := 0
+	for _, p := range b {
+		if p.s != nil {
+			n += int(p.s.Len())
+		} else {
+			n += len(p.b)
+		}
+	}
+	return n
+}
+
+func (b body) reader() io.Reader {
+	rs := make([]io.Reader, len(b))
+	for i, p := range b {
+		if p.s != nil {
+			rs[i] = p.s.NewReader()
+		} else {
+			rs[i] = bytes.NewReader(p.b)
+		}
+	}
+	return io.MultiReader(rs...)
+}
+
+// bytes joins the pieces (for printing, and tests).
+func (b body) bytes() []byte {
+	out, _ := io.ReadAll(b.reader())
+	return out
+}
+
 // post sends one job-done body once.
-func (c *client) post(ctx context.Context, url, jobID string, body []byte) error {
+func (c *client) post(ctx context.Context, url, jobID string, body body) error {
 	req, err := c.newRequest(ctx, http.MethodPost, url, kindPost, body, jobID)
 	if err != nil {
 		return err

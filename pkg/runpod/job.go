@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strings"
 )
@@ -22,14 +23,24 @@ type Job struct {
 // FAILED and shows Error to the caller; Output then carries the structured
 // details (error type, node, ...), which RunPod keeps beside the error.
 type Result struct {
-	// Output is any value encoding/json can marshal (a json.RawMessage is
-	// sent as is). Nil on success encodes as "output": null, like the SDK.
+	// Output is any value encoding/json can marshal. A json.RawMessage is
+	// sent as is, without being re-validated or re-encoded; it must be
+	// valid JSON. A JSONStream is encoded while it is sent. Nil on success
+	// encodes as "output": null, like the SDK.
 	Output any
 	// Error is one readable line saying what went wrong and what to do.
 	Error string
 	// RefreshWorker asks RunPod to replace this worker after the job
 	// ("stopPod": true); the worker then takes no further jobs.
 	RefreshWorker bool
+}
+
+// JSONStream is an Output encoded while it is sent, never held whole in
+// memory (see output.Rendered): Len bytes of valid JSON, produced afresh by
+// each NewReader, since a result may be posted more than once.
+type JSONStream interface {
+	Len() int64
+	NewReader() io.Reader
 }
 
 // Failed reports whether r is a failure.
@@ -101,39 +112,47 @@ type workerInfo struct {
 //	refresh_worker  ... plus "stopPod": true
 //
 // An Output that cannot be encoded becomes a failure rather than a lost
-// result.
-func encodeResult(r Result) []byte {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	sep := ""
-	if r.Output != nil || r.Error == "" {
-		out, err := marshal(r.Output)
-		if err != nil {
+// result. The output is its own piece of the body, never copied.
+func encodeResult(r Result) body {
+	var out []byte // the "output" value; nil when the body has none
+	stream, _ := r.Output.(JSONStream)
+	if stream != nil {
+		out = []byte{} // sent as its own piece, below
+	} else if r.Output != nil || r.Error == "" {
+		var err error
+		if out, err = marshalOutput(r.Output); err != nil {
 			return encodeResult(Result{
 				Error:         "internal error: the job's output could not be encoded as JSON: " + err.Error(),
 				Output:        map[string]any{"error_type": "internal"},
 				RefreshWorker: r.RefreshWorker,
 			})
 		}
-		buf.WriteString(`"output": `)
-		buf.Write(out)
-		sep = ", "
 	}
+	head, sep := []byte("{"), ""
+	if out != nil {
+		head, sep = []byte(`{"output": `), ", "
+	}
+	var tail []byte
 	if r.Error != "" {
 		msg, _ := marshal(r.Error)
-		buf.WriteString(sep + `"error": `)
-		buf.Write(msg)
+		tail = append(append(tail, sep+`"error": `...), msg...)
 		sep = ", "
 	}
 	if r.RefreshWorker {
-		buf.WriteString(sep + `"stopPod": true`)
+		tail = append(tail, sep+`"stopPod": true`...)
 	}
-	buf.WriteByte('}')
-	return buf.Bytes()
+	tail = append(tail, '}')
+	switch {
+	case out == nil:
+		return body{{b: append(head, tail...)}}
+	case stream != nil:
+		return body{{b: head}, {s: stream}, {b: tail}}
+	}
+	return body{{b: head}, {b: out}, {b: tail}}
 }
 
 // encodeProgress builds a progress body: {"status": "IN_PROGRESS", "output": v}.
-func encodeProgress(v any) ([]byte, error) {
+func encodeProgress(v any) (body, error) {
 	out, err := marshal(v)
 	if err != nil {
 		return nil, err
@@ -141,7 +160,21 @@ func encodeProgress(v any) ([]byte, error) {
 	b := make([]byte, 0, len(out)+40)
 	b = append(b, `{"status": "IN_PROGRESS", "output": `...)
 	b = append(b, out...)
-	return append(b, '}'), nil
+	return body{{b: append(b, '}')}}, nil
+}
+
+// marshalOutput is marshal, except that a json.RawMessage is taken as is
+// and a JSONStream is read whole.
+func marshalOutput(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case json.RawMessage:
+		if len(v) > 0 {
+			return v, nil
+		}
+	case JSONStream:
+		return io.ReadAll(v.NewReader())
+	}
+	return marshal(v)
 }
 
 // marshal is json.Marshal without HTML escaping, so URLs in outputs (signed

@@ -69,8 +69,8 @@ func (w *Worker) runJob(ctx, jobsCtx, life context.Context, hj *heldJob) {
 		}
 	}
 	body := encodeResult(res)
-	if len(body) > resultSizeHint {
-		log.Warn().Int("bytes", len(body)).Msg("result exceeds RunPod's 20 MB limit and may be refused")
+	if body.len() > resultSizeHint {
+		log.Warn().Int("bytes", body.len()).Msg("result exceeds RunPod's 20 MB limit and may be refused")
 	}
 	if err := w.deliver(life, hj.ID, body, log); err != nil {
 		log.Error().Err(err).Msg("failed to return job results; the job will time out on RunPod")
@@ -123,7 +123,7 @@ func (w *Worker) stopJobs(ids []string) {
 // first 2xx, so an accepted result is never posted again. (A connection
 // that drops after the platform has processed a post cannot be told from
 // one that drops before; that post is retried.)
-func (w *Worker) deliver(ctx context.Context, jobID string, body []byte, log zerolog.Logger) error {
+func (w *Worker) deliver(ctx context.Context, jobID string, body body, log zerolog.Logger) error {
 	url := w.ep.doneURL(jobID)
 	deadline := time.Now().Add(w.cfg.ResultRetryFor)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
@@ -166,7 +166,7 @@ type progressSender struct {
 	done   chan struct{}
 
 	mu      sync.Mutex
-	pending []byte
+	pending body
 	closed  bool
 }
 

@@ -53,7 +53,7 @@ func RunLocal(ctx context.Context, h Handler, lo LocalOptions, opts ...Option) i
 	job, err := loadTestInput(lo)
 	if err != nil {
 		log.Error().Err(err).Msg("local test input")
-		printJSON(out, encodeResult(Result{Error: err.Error(), Output: map[string]any{"error_type": "input"}}))
+		printJSON(out, encodeResult(Result{Error: err.Error(), Output: map[string]any{"error_type": "input"}}).bytes())
 		return ExitFailure
 	}
 	if h == nil {
@@ -74,7 +74,7 @@ func RunLocal(ctx context.Context, h Handler, lo LocalOptions, opts ...Option) i
 		info.workerID = "local"
 	}
 	res := callHandler(ctx, h, job, progress, info)
-	printJSON(out, encodeResult(res))
+	printJSON(out, encodeResult(res).bytes())
 	if res.Failed() {
 		log.Error().Str("error", res.Error).Msg("local job failed")
 		return ExitFailure

@@ -2,6 +2,7 @@ package runpod
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -191,6 +192,8 @@ func TestEncodeResult(t *testing.T) {
 		{"output", Result{Output: map[string]any{"url": "https://x/?a=1&b=<2>"}}, `{"output": {"url":"https://x/?a=1&b=<2>"}}`},
 		{"nil output", Result{}, `{"output": null}`},
 		{"raw output", Result{Output: []byte(nil)}, `{"output": null}`},
+		{"json.RawMessage sent as is", Result{Output: json.RawMessage(`{"a": [1, 2]}`)}, `{"output": {"a": [1, 2]}}`},
+		{"empty json.RawMessage", Result{Output: json.RawMessage(nil)}, `{"output": null}`},
 		{"error only", Result{Error: "bad input"}, `{"error": "bad input"}`},
 		{"error with details", Result{Error: "bad", Output: map[string]string{"error_type": "input"}}, `{"output": {"error_type":"input"}, "error": "bad"}`},
 		{"refresh", Result{Output: 1, RefreshWorker: true}, `{"output": 1, "stopPod": true}`},
@@ -198,7 +201,7 @@ func TestEncodeResult(t *testing.T) {
 		{"unencodable output", Result{Output: math.Inf(1)}, `{"output": {"error_type":"internal"}, "error": "internal error: the job's output could not be encoded as JSON: json: unsupported value: +Inf"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(encodeResult(tc.res)); got != tc.want {
+			if got := string(encodeResult(tc.res).bytes()); got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
@@ -437,5 +440,42 @@ func TestHandlerPanicFailsTheJob(t *testing.T) {
 	}
 	if _, err := fake.WaitResult(ctx, "j2"); err != nil {
 		t.Fatal("the worker did not survive the panic:", err)
+	}
+}
+
+// streamOutput is a JSONStream: a large JSON string produced on demand, and
+// counting how many times it was read.
+type streamOutput struct {
+	text  string
+	reads atomic.Int32
+}
+
+func (s *streamOutput) Len() int64 { return int64(len(s.text)) }
+func (s *streamOutput) NewReader() io.Reader {
+	s.reads.Add(1)
+	return iotest.HalfReader(strings.NewReader(s.text))
+}
+
+// TestStreamedResultSurvivesRetries: an output encoded while it is sent is
+// produced afresh for every attempt, and the accepted body is whole.
+func TestStreamedResultSurvivesRetries(t *testing.T) {
+	fake := newFake(t, runpodtest.Options{})
+	fake.Inject(runpodtest.RouteDone, runpodtest.Fault{Status: 500}, runpodtest.Fault{Drop: true}, runpodtest.Fault{Status: 503})
+	big := `{"blob": "` + strings.Repeat("QUJD", 1<<20) + `"}`
+	out := &streamOutput{text: big}
+	fake.AddJobs(runpodtest.Job{ID: "s1", Input: map[string]any{}})
+	start(t, fake, func(ctx context.Context, j Job, p Progress) Result { return Result{Output: out} }, nil)
+	res, err := fake.WaitResult(ctxFor(t, 15*time.Second), "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Output) != big || res.Error != nil {
+		t.Fatalf("accepted output is %d bytes, want %d", len(res.Output), len(big))
+	}
+	if cl := res.Header.Get("Content-Length"); cl != fmt.Sprint(len(`{"output": `)+len(big)+1) {
+		t.Errorf("Content-Length %s", cl)
+	}
+	if n := out.reads.Load(); n < 4 {
+		t.Errorf("the output was read %d times for 4 attempts", n)
 	}
 }

@@ -25,6 +25,9 @@ type Request struct {
 	// Status is what the server answered; 0 for a dropped connection or
 	// while the request is still being served (a held long poll).
 	Status int
+	// Answered is when the answer was decided: for a long poll that was
+	// held, the moment a job (or the timeout) released it.
+	Answered time.Time
 
 	idx int // position in Server.requests, for finish
 }
@@ -68,7 +71,7 @@ type Ping struct {
 // record stores a request before it is handled so that held long polls and
 // faulted requests are visible too.
 func (s *Server) record(route Route, parts []string, r *http.Request) *Request {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	body := readBody(r)
 	req := &Request{
 		Route:    route,
 		Method:   r.Method,
@@ -91,12 +94,28 @@ func (s *Server) record(route Route, parts []string, r *http.Request) *Request {
 	return req
 }
 
+// maxBody bounds what a request body may hold.
+const maxBody = 64 << 20
+
+// readBody reads a request body, in one read when its length is announced
+// (so that the fake's own reading costs what a server's minimum would).
+func readBody(r *http.Request) []byte {
+	if n := r.ContentLength; n > 0 && n <= maxBody {
+		body := make([]byte, n)
+		k, _ := io.ReadFull(r.Body, body)
+		return body[:k]
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	return body
+}
+
 // finish records the status answered to req.
 func (s *Server) finish(req *Request, status int) {
-	req.Status = status
+	req.Status, req.Answered = status, time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests[req.idx].Status = status
+	s.requests[req.idx].Answered = req.Answered
 	s.notify()
 }
 
