@@ -106,7 +106,7 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags) (realize
 	report := progress.Func(ui.Report)
 	mc := models.Config{
 		Root: root, HFToken: a.cfg.HFToken, CivitaiToken: a.cfg.CivitaiToken, Offline: offline,
-		Logger: a.log, Progress: report,
+		BufferedWrites: a.cfg.BufferedModelWrites, Logger: a.log, Progress: report,
 	}
 	// gs:// model sources use the same GCS key as outputs when one was
 	// pasted into an env value; otherwise the client's default lookup.

@@ -26,6 +26,10 @@ type config struct {
 	// COMFY_GIT_REWRITE="https://github.com/=https://mirror.local/gh/".
 	GitRewrites []gitsrc.Rewrite
 
+	// BufferedModelWrites keeps model downloads in the page cache even on
+	// a local disk (COMFY_MODEL_DIRECT_IO=0).
+	BufferedModelWrites bool
+
 	LogLevel  string
 	LogFormat string
 }
@@ -47,6 +51,14 @@ func truthy(s string) bool {
 	return false
 }
 
+func falsy(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "0", "false", "no", "off":
+		return true
+	}
+	return false
+}
+
 func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
 		VersionsDir: firstNonEmpty(getenv("COMFY_VERSIONS_DIR"), "versions"),
@@ -58,15 +70,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 			Home:         getenv("HOME"),
 			Volume:       getenv("RUNPOD_VOLUME_ROOT"),
 		},
-		ComfyHome:    getenv("COMFY_HOME"),
-		ModelsDir:    getenv("MODELS_DIR"),
-		WheelsDir:    getenv("COMFY_WHEELS_DIR"),
-		Offline:      truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
-		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
-		CivitaiToken: getenv("CIVITAI_TOKEN"),
-		RunpodKeys:   []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
-		LogLevel:     getenv("COMFY_LOG_LEVEL"),
-		LogFormat:    getenv("COMFY_LOG_FORMAT"),
+		ComfyHome:           getenv("COMFY_HOME"),
+		ModelsDir:           getenv("MODELS_DIR"),
+		WheelsDir:           getenv("COMFY_WHEELS_DIR"),
+		Offline:             truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
+		HFToken:             firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
+		CivitaiToken:        getenv("CIVITAI_TOKEN"),
+		RunpodKeys:          []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
+		LogLevel:            getenv("COMFY_LOG_LEVEL"),
+		BufferedModelWrites: falsy(getenv("COMFY_MODEL_DIRECT_IO")),
+		LogFormat:           getenv("COMFY_LOG_FORMAT"),
 	}
 	rw, err := parseRewrites(getenv("COMFY_GIT_REWRITE"))
 	if err != nil {

@@ -93,6 +93,15 @@ func (st *Store) download(ctx context.Context, j dlJob) (dlResult, error) {
 		}
 		offset = 0
 	}
+	direct := !st.cfg.BufferedWrites && localDisk(f)
+	if direct && offset%directAlign != 0 {
+		// Resume from an aligned offset, so the rest can be written
+		// directly; a few kB are fetched again.
+		offset -= offset % directAlign
+		if err := f.Truncate(offset); err != nil {
+			return dlResult{}, permanent(err)
+		}
+	}
 	h := sha256.New()
 	res := dlResult{}
 	if offset > 0 {
@@ -108,7 +117,7 @@ func (st *Store) download(ctx context.Context, j dlJob) (dlResult, error) {
 	pool := newBlockPool()
 	failures := 0
 	for !(meta.Total > 0 && offset == meta.Total) {
-		got, err := st.attempt(ctx, j, f, h, pool, &offset, &meta, &res)
+		got, err := st.attempt(ctx, j, f, h, pool, direct, &offset, &meta, &res)
 		if err == nil {
 			break
 		}
@@ -153,7 +162,7 @@ func (st *Store) download(ctx context.Context, j dlJob) (dlResult, error) {
 // attempt makes one request and appends what it receives. It returns the
 // number of bytes received, which decides whether a failure counts
 // against MaxAttempts.
-func (st *Store) attempt(ctx context.Context, j dlJob, f *os.File, h hash.Hash, pool *blockPool, offset *int64, meta *partialMeta, res *dlResult) (int64, error) {
+func (st *Store) attempt(ctx context.Context, j dlJob, f *os.File, h hash.Hash, pool *blockPool, direct bool, offset *int64, meta *partialMeta, res *dlResult) (int64, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := st.cfg.IdleTimeout
@@ -198,7 +207,7 @@ func (st *Store) attempt(ctx context.Context, j dlJob, f *os.File, h hash.Hash, 
 		return 0, permanent(err)
 	}
 
-	sk := newSink(h, f, pool, *offset)
+	sk := newSink(h, f, pool, *offset, direct)
 	got, rerr := st.pump(j, s, sk, timer, offset)
 	if err := sk.close(); err != nil {
 		return got, permanent(err)

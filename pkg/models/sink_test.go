@@ -18,7 +18,7 @@ func TestSinkHashesAndWritesInOrder(t *testing.T) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	sk := newSink(h, f, newBlockPool(), 0)
+	sk := newSink(h, f, newBlockPool(), 0, false)
 	// Uneven chunks, as socket reads come.
 	for rest, i := data, 0; len(rest) > 0; i++ {
 		b := sk.get()
@@ -46,7 +46,7 @@ func TestSinkWriteError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sk := newSink(sha256.New(), f, newBlockPool(), 0)
+	sk := newSink(sha256.New(), f, newBlockPool(), 0, false)
 	for range 2 * blockCount {
 		if sk.err() != nil {
 			break
@@ -58,4 +58,15 @@ func TestSinkWriteError(t *testing.T) {
 	if err := sk.close(); err == nil || !strings.Contains(err.Error(), "write to the model store") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// onLocalDisk reports whether dir is where downloads use direct I/O.
+func onLocalDisk(t *testing.T, dir string) bool {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return localDisk(f)
 }

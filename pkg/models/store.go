@@ -64,6 +64,9 @@ type Config struct {
 	// IdleTimeout aborts an attempt that receives nothing for this long
 	// (default 60s). There is no total timeout: big files take long.
 	IdleTimeout time.Duration
+	// BufferedWrites writes downloads through the page cache even on a
+	// local disk, where direct I/O is used by default.
+	BufferedWrites bool
 	// LockPoll is how often a process waiting for another one's download
 	// retries the lock (default 200ms).
 	LockPoll time.Duration

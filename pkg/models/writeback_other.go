@@ -5,3 +5,7 @@ package models
 import "os"
 
 func startWriteback(*os.File, int64, int64) {}
+
+func localDisk(*os.File) bool { return false }
+
+func setDirectIO(*os.File, bool) bool { return false }
