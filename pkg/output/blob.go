@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+
+	"github.com/runpod-comfy/worker/internal/jsonx"
 )
 
 // Blob is an output file's content; it encodes as a base64 JSON string.
@@ -86,15 +88,7 @@ func Render(format string, r Result) (*Rendered, error) {
 		if err != nil {
 			return nil, err
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		// URLs (signed GCS links) keep their "&" readable, as Python's
-		// json.dumps writes them.
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(shaped); err != nil {
-			return nil, err
-		}
-		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+		return jsonx.Marshal(shaped)
 	}()
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package runpod
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,8 @@ import (
 	"io"
 	"runtime/debug"
 	"strings"
+
+	"github.com/runpod-comfy/worker/internal/jsonx"
 )
 
 // Job is one request taken from RunPod (or from a local test input).
@@ -177,14 +178,5 @@ func marshalOutput(v any) ([]byte, error) {
 	return marshal(v)
 }
 
-// marshal is json.Marshal without HTML escaping, so URLs in outputs (signed
-// GCS links) keep their "&" readable, as Python's json.dumps does.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
+// marshal is json.Marshal without HTML escaping (see jsonx).
+var marshal = jsonx.Marshal
