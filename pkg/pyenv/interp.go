@@ -34,6 +34,10 @@ type Interpreter struct {
 	InVenv bool
 	// HasPip reports whether ensurepip is available to put pip in a venv.
 	HasPip bool
+	// SeedWheels are the wheels ensurepip would install into a venv (pip,
+	// and setuptools before Python 3.12), by project name; empty when they
+	// could not be found.
+	SeedWheels map[string]string
 }
 
 func (i Interpreter) String() string {
@@ -47,13 +51,27 @@ func (i Interpreter) String() string {
 // minMinor is the oldest Python 3 minor ComfyUI runs on.
 const minMinor = 9
 
-const interpScript = `import json, platform, sys
+const interpScript = `import glob, json, os, platform, sys, sysconfig
 try:
     from importlib.util import find_spec
     has_pip = find_spec("ensurepip") is not None and find_spec("venv") is not None
 except Exception:
     has_pip = False
+seeds = {}
+try:
+    import ensurepip
+    dirs = [getattr(ensurepip, "_WHEEL_PKG_DIR", None), sysconfig.get_config_var("WHEEL_PKG_DIR"),
+            os.path.join(os.path.dirname(ensurepip.__file__), "_bundled")]
+    for name in ["pip"] + (["setuptools"] if sys.version_info < (3, 12) else []):
+        for d in dirs:
+            found = sorted(glob.glob(os.path.join(d, name + "-*-none-any.whl"))) if d else []
+            if len(found) == 1:
+                seeds[name] = found[0]
+                break
+except Exception:
+    seeds = {}
 print(json.dumps({
+    "seed_wheels": seeds,
     "executable": getattr(sys, "_base_executable", None) or sys.executable,
     "version": platform.python_version(),
     "major": sys.version_info[0], "minor": sys.version_info[1],
@@ -72,18 +90,22 @@ func (in *Installer) Interpreter(ctx context.Context) (Interpreter, error) {
 	}
 	it.Path = path
 	var p struct {
-		Executable string `json:"executable"`
-		Version    string `json:"version"`
-		Major      int    `json:"major"`
-		Minor      int    `json:"minor"`
-		Tag        string `json:"tag"`
-		InVenv     bool   `json:"in_venv"`
-		HasPip     bool   `json:"has_pip"`
+		Executable string            `json:"executable"`
+		Version    string            `json:"version"`
+		Major      int               `json:"major"`
+		Minor      int               `json:"minor"`
+		Tag        string            `json:"tag"`
+		InVenv     bool              `json:"in_venv"`
+		HasPip     bool              `json:"has_pip"`
+		Seeds      map[string]string `json:"seed_wheels"`
 	}
 	if err := in.probe(ctx, path, interpScript, nil, &p); err != nil {
 		return it, &ToolError{Msg: fmt.Sprintf("python interpreter %s does not run", path), Err: err}
 	}
 	it.Executable, it.Version, it.Tag, it.InVenv, it.HasPip = p.Executable, p.Version, p.Tag, p.InVenv, p.HasPip
+	if p.Seeds["pip"] != "" {
+		it.SeedWheels = p.Seeds
+	}
 	if p.Major != 3 || p.Minor < minMinor {
 		return it, &ToolError{Msg: fmt.Sprintf("python interpreter %s is Python %s; ComfyUI needs 3.%d or newer: set options.python", path, p.Version, minMinor)}
 	}

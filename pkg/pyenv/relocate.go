@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
@@ -118,10 +119,19 @@ func patchActivate(path, venvDir string) error {
 	if err != nil {
 		return err
 	}
-	quoted := `"` + venvDir + `"`
-	if !bytes.Contains(data, []byte(quoted)) {
+	self := []byte(`"$(cd -- "$(dirname -- "${BASH_SOURCE[0]:-$0}")/.." && pwd)"`)
+	out := data
+	for _, q := range []string{`"` + venvDir + `"`, `'` + venvDir + `'`} {
+		out = bytes.ReplaceAll(out, []byte(q), self)
+	}
+	// Unquoted, as shlex.quote leaves a plain path (Python 3.11.2, 3.12+):
+	// VIRTUAL_ENV=/path at the end of a line or before a ")".
+	bare := regexp.MustCompile(`(?m)=` + regexp.QuoteMeta(venvDir) + `([ \t)]|$)`)
+	out = bare.ReplaceAllFunc(out, func(m []byte) []byte {
+		return append(append([]byte("="), self...), m[1+len(venvDir):]...)
+	})
+	if bytes.Equal(out, data) {
 		return nil
 	}
-	self := `"$(cd -- "$(dirname -- "${BASH_SOURCE[0]:-$0}")/.." && pwd)"`
-	return fsutil.WriteFileAtomic(path, bytes.ReplaceAll(data, []byte(quoted), []byte(self)), 0o644)
+	return fsutil.WriteFileAtomic(path, out, 0o644)
 }

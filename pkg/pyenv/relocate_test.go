@@ -101,3 +101,37 @@ func TestRelocatedBuild(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPatchActivateForms: every way venv has written the venv's path into
+// activate (quoted, single-quoted, bare as shlex.quote leaves it, inside
+// Python 3.13's cygpath call) becomes the path computed at run time.
+func TestPatchActivateForms(t *testing.T) {
+	const dir = "/vol/builds/comfy-x/.venv"
+	self := `"$(cd -- "$(dirname -- "${BASH_SOURCE[0]:-$0}")/.." && pwd)"`
+	for _, tc := range []struct{ in, want string }{
+		{"VIRTUAL_ENV=\"" + dir + "\"\nexport VIRTUAL_ENV\n", "VIRTUAL_ENV=" + self + "\nexport VIRTUAL_ENV\n"},
+		{"VIRTUAL_ENV='" + dir + "'\n", "VIRTUAL_ENV=" + self + "\n"},
+		{"VIRTUAL_ENV=" + dir + "\nexport VIRTUAL_ENV\n", "VIRTUAL_ENV=" + self + "\nexport VIRTUAL_ENV\n"},
+		{"    export VIRTUAL_ENV=$(cygpath " + dir + ")\nelse\n    export VIRTUAL_ENV=" + dir + "\nfi\n",
+			"    export VIRTUAL_ENV=$(cygpath " + dir + ")\nelse\n    export VIRTUAL_ENV=" + self + "\nfi\n"},
+		// A longer path that only starts with the venv's is not the venv.
+		{"OTHER=" + dir + "-old\n", "OTHER=" + dir + "-old\n"},
+	} {
+		p := writeFile(t, t.TempDir(), "activate", tc.in)
+		if err := patchActivate(p, dir); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(mustRead(t, p)); got != tc.want {
+			t.Errorf("patched:\n%s\nwant:\n%s", got, tc.want)
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

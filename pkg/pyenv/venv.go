@@ -152,12 +152,25 @@ func (in *Installer) create(ctx context.Context, dir string, interp Interpreter,
 	if in.cfg.SystemSitePackages {
 		args = append(args, "--system-site-packages")
 	}
+	seed := len(interp.SeedWheels) > 0
+	if seed {
+		args = append(args, "--without-pip")
+	}
 	args = append(args, dir)
 	// The base executable, not Requested: a pyenv shim picks its version
 	// from the working directory, and the record must name what was used.
 	res, err := run(ctx, command{name: interp.Executable, args: args, env: in.cfg.Env})
 	if err != nil {
 		return record{}, &InstallError{Tool: "venv", Op: "create", ExitCode: res.exitCode, Tail: res.tail, Err: err}
+	}
+	if seed {
+		if err := seedVenv(dir, interp); err != nil {
+			in.cfg.Logger.Warn().Err(err).Str("venv", dir).Msg("could not unpack pip into the venv; ensurepip installs it instead (slower)")
+			res, err := run(ctx, command{name: filepath.Join(dir, "bin", "python"), args: []string{"-m", "ensurepip", "--upgrade", "--default-pip"}, env: in.cfg.Env})
+			if err != nil {
+				return record{}, &InstallError{Tool: "venv", Op: "ensurepip", ExitCode: res.exitCode, Tail: res.tail, Err: err}
+			}
+		}
 	}
 	if err := makeRelocatable(dir); err != nil {
 		return record{}, fmt.Errorf("make venv relocatable: %w", err)
