@@ -56,7 +56,7 @@ func (a *app) realizeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, done, err := a.realizeConfig(s, l, f)
+			cfg, done, err := a.realizeConfig(s, l, f, nil)
 			if err != nil {
 				return err
 			}
@@ -97,13 +97,19 @@ func (a *app) realizeCmd() *cobra.Command {
 
 // realizeConfig wires the realize step's components from configuration.
 // done stops the progress display.
-func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags) (realize.Config, func(), error) {
+// realizeConfig wires a realize. Progress goes to the terminal (or log
+// lines) and, when also is set, to it as well: git, Python and model
+// download events alike.
+func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also progress.Func) (realize.Config, func(), error) {
 	root := a.cacheRoot()
 	layout := cache.Layout{Root: root}
 	offline := f.offline || a.cfg.Offline || l.Options.Offline
 	modelsDir := firstNonEmpty(f.modelsDir, a.cfg.ModelsDir, a.cfg.Cache.ModelsDir())
 	ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
 	report := progress.Func(ui.Report)
+	if also != nil {
+		report = progress.Tee(report, also)
+	}
 	mc := models.Config{
 		Root: root, HFToken: a.cfg.HFToken, CivitaiToken: a.cfg.CivitaiToken, Offline: offline,
 		BufferedWrites: a.cfg.BufferedModelWrites, Logger: a.log, Progress: report,

@@ -248,12 +248,11 @@ func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realize
 	if f.jobs < 1 {
 		f.jobs = 4
 	}
-	cfg, done, err := a.realizeConfig(s, l, f)
+	cfg, done, err := a.realizeConfig(s, l, f, p)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	cfg.Progress = progress.Tee(cfg.Progress, p)
 	res, err := realize.Realize(ctx, cfg, l)
 	if err != nil {
 		return nil, err

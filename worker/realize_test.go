@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
+	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/pyenv/pyenvtest"
 	"github.com/runpod-comfy/worker/pkg/realize"
 )
@@ -89,5 +95,33 @@ func TestRealizeCommand(t *testing.T) {
 	out = e.mustRun("list")
 	if !strings.Contains(out, "demo") || !strings.Contains(out, "complete") {
 		t.Errorf("list after realize:\n%s", out)
+	}
+}
+
+// TestPrepareForwardsDownloadProgress: a job that realizes its version
+// hears about the model downloads (what it forwards to RunPod as progress),
+// not only the git and Python steps.
+func TestPrepareForwardsDownloadProgress(t *testing.T) {
+	e := newTestEnv(t)
+	versionFixture(t, e)
+	cfg, err := loadConfig(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: e.getenv, cfg: cfg, log: zerolog.Nop()}
+	var mu sync.Mutex
+	tasks := map[string]bool{}
+	_, err = a.prepare(context.Background(), "demo", func(ev progress.Event) {
+		mu.Lock()
+		tasks[ev.Task] = true
+		mu.Unlock()
+	}, realizeFlags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !tasks["download"] {
+		t.Errorf("progress tasks seen: %v; want model download events", tasks)
 	}
 }
