@@ -238,7 +238,12 @@ func (r *run) upToDate() bool {
 	if !m.Complete || m.LockDigest != LockDigest(r.lock) || m.Core != r.lock.Comfy.Commit {
 		return false
 	}
-	if !exists(r.path("main.py")) || !exists(r.path(pyenv.VenvDirName, "bin", "python")) || !exists(r.path("extra_model_paths.yaml")) {
+	if !exists(r.path("main.py")) || !exists(r.path("extra_model_paths.yaml")) {
+		return false
+	}
+	// Stat, not Lstat: bin/python is a link to the base interpreter, which
+	// a new image may no longer have (another Python version).
+	if _, err := os.Stat(r.path(pyenv.VenvDirName, "bin", "python")); err != nil {
 		return false
 	}
 	for _, n := range r.lock.CustomNodes {

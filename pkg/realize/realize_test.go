@@ -203,3 +203,26 @@ func TestDryRunWritesNothing(t *testing.T) {
 		t.Fatalf("plan after realize: complete=%v err=%v", p != nil && p.Complete, err)
 	}
 }
+
+// TestRealizeNoticesAGoneBaseInterpreter: a build whose venv points at a
+// Python the machine no longer has (a new image) is not taken as complete;
+// its venv is made again and works.
+func TestRealizeNoticesAGoneBaseInterpreter(t *testing.T) {
+	f := newFixture(t)
+	f.setSpec(f.specDoc(""))
+	f.realize()
+	link := filepath.Join(f.build, ".venv", "bin", "python")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nonexistent/python3.99", link); err != nil {
+		t.Fatal(err)
+	}
+	res := f.realize()
+	if res.NoOp || !strings.Contains(actions(res), "python=done") {
+		t.Fatalf("realize after the base interpreter went away: %s", actions(res))
+	}
+	if out := pythonIn(t, f.build, "import alpha; print('ok')"); out != "ok" {
+		t.Fatal(out)
+	}
+}
