@@ -15,6 +15,7 @@ import (
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
 	"github.com/runpod-comfy/worker/pkg/comfy"
+	"github.com/runpod-comfy/worker/pkg/job"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -83,7 +84,7 @@ spelling "--extra-args -- ..." works too. Ctrl+C stops it and exits 0.`,
 
 func (a *app) runHandlerCmd() *cobra.Command {
 	var f realizeFlags
-	var workflow, outMode, outFile, outDir, format string
+	var workflow, outMode, outFile, outDir, format, gcsBucket, gcsPrefix string
 	var images []string
 	var timeout float64
 	var rawBase64 bool
@@ -92,8 +93,9 @@ func (a *app) runHandlerCmd() *cobra.Command {
 		Short: "Run one workflow headless and print the job result as JSON",
 		Long: `Realize the version if needed, start ComfyUI, run the workflow (API format) and
 print one JSON result - the serverless job's result - on stdout or into
---out-file. --out-dir also writes each output file. Exit 0 on success, 1 on
-failure (the error is in the JSON).
+--out-file. --out-dir also writes each output file. Exit 0 on success, 2
+when the spec or the input is invalid, 1 on any other failure (the error is
+in the JSON either way).
 
 --raw-base64 writes only the first output's base64, as the original tool's
 "--output base64 --out-file result.b64" did.`,
@@ -105,6 +107,12 @@ failure (the error is in the JSON).
 				return usageErr(fmt.Errorf("--workflow: %w", err))
 			}
 			input := map[string]any{"version_id": args[0], "workflow": json.RawMessage(wf), "output_mode": outMode}
+			if gcsBucket != "" {
+				input["gcs_bucket"] = gcsBucket
+			}
+			if gcsPrefix != "" {
+				input["gcs_prefix"] = gcsPrefix
+			}
 			if format != "" {
 				input["response_format"] = format
 			}
@@ -161,7 +169,10 @@ failure (the error is in the JSON).
 				}
 			}
 			if out.Failure != nil {
-				return silentFailure{}
+				// A bad spec or input is the caller's to fix: exit 2, as
+				// validate does for the same spec.
+				t := out.Failure.Type
+				return silentFailure{usage: t == job.ErrInput || t == job.ErrSpec}
 			}
 			return nil
 		},
@@ -175,6 +186,8 @@ failure (the error is in the JSON).
 	fl.StringVar(&outDir, "out-dir", "", "also write each output file into this directory")
 	fl.StringVar(&format, "response-format", "", "default, original or worker-comfyui")
 	fl.Float64Var(&timeout, "timeout", 0, "seconds before the prompt is interrupted (0: no limit)")
+	fl.StringVar(&gcsBucket, "gcs-bucket", "", "bucket for --output gcs (default GCS_BUCKET), as the original tool's flag")
+	fl.StringVar(&gcsPrefix, "gcs-prefix", "", "object name prefix for --output gcs (default GCS_PREFIX)")
 	fl.BoolVar(&rawBase64, "raw-base64", false, "write only the first output's base64 (the original tool's result.b64)")
 	cmd.MarkFlagRequired("workflow")
 	return cmd

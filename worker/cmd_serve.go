@@ -24,11 +24,13 @@ import (
 
 // serveFlags are the official SDK's command-line flags for local runs.
 type serveFlags struct {
-	testInput string
-	serveAPI  bool
-	apiHost   string
-	apiPort   int
-	logLevel  string
+	testInput      string
+	serveAPI       bool
+	apiHost        string
+	apiPort        int
+	logLevel       string
+	apiConcurrency int
+	debugger       bool
 }
 
 func (f *serveFlags) register(cmd *cobra.Command) {
@@ -37,12 +39,18 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.serveAPI, "rp_serve_api", false, "serve the local /run, /runsync, /status API (like the RunPod SDK)")
 	fl.StringVar(&f.apiHost, "rp_api_host", runpod.DefaultAPIHost, "host for --rp_serve_api")
 	fl.IntVar(&f.apiPort, "rp_api_port", runpod.DefaultAPIPort, "port for --rp_serve_api")
-	fl.StringVar(&f.logLevel, "rp_log_level", "", "log level (the SDK's flag; same as --log-level)")
+	fl.StringVar(&f.logLevel, "rp_log_level", "", "log level: ERROR, WARN, INFO or DEBUG (the SDK's flag; --log-level wins)")
+	// Accepted so that command lines written for the SDK keep working: one
+	// ComfyUI runs one job at a time, and results carry timings already.
+	fl.IntVar(&f.apiConcurrency, "rp_api_concurrency", 1, "accepted for the SDK's command line; jobs run one at a time")
+	fl.BoolVar(&f.debugger, "rp_debugger", false, "accepted for the SDK's command line; results always carry timings_ms")
 }
 
-// serve is `worker` without a subcommand: a RunPod serverless worker when
-// RUNPOD_WEBHOOK_GET_JOB is set, the local API with --rp_serve_api, else
-// one local job from --test_input or ./test_input.json.
+// serve is `worker` without a subcommand, choosing its mode as the SDK
+// does: the local API with --rp_serve_api, or on 0.0.0.0:RUNPOD_REALTIME_PORT
+// when that is set; one local job from --test_input (even on RunPod) or,
+// without RUNPOD_WEBHOOK_GET_JOB, from ./test_input.json; else the RunPod
+// job loop.
 func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	ctx := cmd.Context()
 	rp, err := runpod.ConfigFromEnv(a.getenv)
@@ -62,11 +70,23 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	}()
 	handler := runpodHandler(h)
 	opts := []runpod.Option{runpod.WithLogger(a.log)}
+	if f.apiConcurrency > 1 || rp.RealtimeConcurrency > 1 {
+		a.log.Warn().Int("rp_api_concurrency", f.apiConcurrency).Int("realtime_concurrency", rp.RealtimeConcurrency).
+			Msg("jobs run one at a time on this worker's ComfyUI; --rp_api_concurrency and RUNPOD_REALTIME_CONCURRENCY are ignored")
+	}
 	switch {
 	case f.serveAPI:
 		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", f.apiHost, f.apiPort)).Msg("serving the local RunPod API")
 		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, f.apiHost, f.apiPort)
-	case rp.Local():
+	case rp.RealtimePort != 0:
+		// All interfaces, as the SDK does; --rp_api_host narrows it.
+		host := "0.0.0.0"
+		if cmd.Flags().Changed("rp_api_host") {
+			host = f.apiHost
+		}
+		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", host, rp.RealtimePort)).Msg("RUNPOD_REALTIME_PORT is set: serving the RunPod API")
+		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, host, rp.RealtimePort)
+	case rp.Local() || cmd.Flags().Changed("test_input"):
 		code := runpod.RunLocal(ctx, handler, runpod.LocalOptions{TestInput: f.testInput, Out: a.stdout, Config: rp}, opts...)
 		if code != runpod.ExitOK {
 			return silentFailure{}
@@ -109,9 +129,9 @@ func trimMemory(a *app) {
 	}
 }
 
-// silentFailure exits 1 without another log line: the failure was already
-// reported (the local job's result is on stdout).
-type silentFailure struct{}
+// silentFailure exits 1 (2 with usage set) without another log line: the
+// failure was already reported (the job's result is on stdout).
+type silentFailure struct{ usage bool }
 
 func (silentFailure) Error() string { return "" }
 
@@ -170,7 +190,7 @@ type jobBuild = job.Build
 // realizes versions): ComfyUI on loopback, scratch on local disk.
 func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 	scratch := firstNonEmpty(a.getenv("COMFY_SCRATCH_DIR"), filepath.Join(os.TempDir(), fmt.Sprintf("comfy-worker-%d", os.Getpid())))
-	timeout, err := envSeconds(a.getenv, "COMFY_JOB_TIMEOUT", 0)
+	timeout, err := jobTimeout(a.getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +234,16 @@ func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 		},
 		Logger: a.log,
 	})
+}
+
+// jobTimeout is COMFY_JOB_TIMEOUT, else the original tool's
+// COMFY_RESPOND_TIMEOUT, which bounded the same wait; 0 for none.
+func jobTimeout(getenv func(string) string) (time.Duration, error) {
+	key := "COMFY_JOB_TIMEOUT"
+	if getenv(key) == "" && getenv("COMFY_RESPOND_TIMEOUT") != "" {
+		key = "COMFY_RESPOND_TIMEOUT"
+	}
+	return envSeconds(getenv, key, 0)
 }
 
 func envSeconds(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/runpod-comfy/worker/internal/logging"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
+	"github.com/runpod-comfy/worker/pkg/runpod"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
@@ -77,17 +78,14 @@ else one job from --test_input or ./test_input.json.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if sf.logLevel != "" && a.logLevel == "" {
-				a.logLevel = sf.logLevel
-			}
 			return a.serve(cmd, sf)
 		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			level := firstNonEmpty(a.logLevel, a.cfg.LogLevel)
-			if a.verbose {
-				level = "debug"
+			level, err := a.level(cmd.Name() == "worker", sf.logLevel)
+			if err != nil {
+				return usageErr(err)
 			}
 			log, err := logging.New(a.stderr, logging.Options{Level: level, Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
 			if err != nil {
@@ -109,6 +107,39 @@ else one job from --test_input or ./test_input.json.`,
 	return root
 }
 
+// level picks the log level: -v, --log-level, then for the worker itself
+// the SDK's --rp_log_level, COMFY_LOG_LEVEL, then the SDK's
+// RUNPOD_LOG_LEVEL (or RUNPOD_DEBUG_LEVEL); info when none is set. The
+// SDK's names (NOTSET, TRACE, DEBUG, INFO, WARN, ERROR) are accepted.
+func (a *app) level(serving bool, rpFlag string) (string, error) {
+	switch {
+	case a.verbose:
+		return "debug", nil
+	case a.logLevel != "":
+		return a.logLevel, nil
+	case serving && rpFlag != "":
+		return sdkLevel("--rp_log_level", rpFlag)
+	case a.cfg.LogLevel != "":
+		return a.cfg.LogLevel, nil
+	}
+	if serving {
+		for _, k := range []string{"RUNPOD_LOG_LEVEL", "RUNPOD_DEBUG_LEVEL"} {
+			if v := a.getenv(k); v != "" {
+				return sdkLevel(k, v)
+			}
+		}
+	}
+	return "", nil
+}
+
+func sdkLevel(name, v string) (string, error) {
+	l, err := runpod.Config{LogLevel: v}.ZerologLevel()
+	if err != nil {
+		return "", fmt.Errorf("%s=%q: want one of NOTSET, TRACE, DEBUG, INFO, WARN, ERROR", name, v)
+	}
+	return l.String(), nil
+}
+
 // usageError marks bad invocations (exit 2).
 type usageError struct{ err error }
 
@@ -122,7 +153,11 @@ func (a *app) exitCode(err error) int {
 		return exitOK
 	}
 	var ue usageError
-	if errors.As(err, &silentFailure{}) {
+	var sf silentFailure
+	if errors.As(err, &sf) {
+		if sf.usage {
+			return exitUsage
+		}
 		return exitFailure
 	}
 	code := exitFailure

@@ -61,6 +61,25 @@ func TestRunHandlerCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `"error_type": "comfy_validation"`) {
 		t.Fatalf("failing workflow: exit %d\n%s", code, out)
 	}
+	// A bad input or an unknown version is the caller's to fix: exit 2,
+	// with the error in the JSON all the same.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run-handler", "demo", "--workflow", e.writeFile("ui.json", `{"nodes": [], "links": []}`)}, `"error_type": "input"`},
+		{[]string{"run-handler", "nope", "--workflow", wf}, `"error_type": "`},
+		{[]string{"run-handler", "demo", "--workflow", wf, "--output", "gcs", "--gcs-bucket", "b", "--gcs-prefix", "p"}, `"error_type": "output"`},
+	} {
+		code, out, _ := e.run(tc.args...)
+		want := exitUsage
+		if strings.Contains(tc.want, "output") {
+			want = exitFailure // GCS not configured here: not a usage error
+		}
+		if code != want || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d (want %d)\n%s", tc.args, code, want, out)
+		}
+	}
 }
 
 func TestRunUICommand(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -48,6 +49,8 @@ type APIServer struct {
 	log  zerolog.Logger
 	hc   *http.Client
 	info workerInfo
+	// endpointID adds the SDK's POST /{RUNPOD_ENDPOINT_ID}/realtime.
+	endpointID string
 
 	mu        sync.Mutex
 	changed   chan struct{}
@@ -81,7 +84,7 @@ func NewAPIServer(h Handler, cfg Config, opts ...Option) *APIServer {
 		id = "local"
 	}
 	return &APIServer{
-		h: h, log: o.log, hc: o.hc,
+		h: h, log: o.log, hc: o.hc, endpointID: cfg.EndpointID,
 		info:    workerInfo{hostname: cfg.Hostname, workerID: id, runpodVersion: cfg.RunpodVersion},
 		changed: make(chan struct{}),
 		jobs:    map[string]*apiJob{},
@@ -113,13 +116,21 @@ func (s *APIServer) Serve(ctx context.Context, ln net.Listener) error {
 	mux.HandleFunc("POST /runsync", s.handleRunSync)
 	mux.HandleFunc("GET /status/{id}", s.handleStatus)
 	mux.HandleFunc("POST /status/{id}", s.handleStatus)
+	mux.HandleFunc("POST /stream/{id}", s.handleStream)
 	mux.HandleFunc("GET /health", s.handleHealth)
+	if s.endpointID != "" {
+		if validEndpointID.MatchString(s.endpointID) {
+			mux.HandleFunc("POST /"+s.endpointID+"/realtime", s.handleRealtime)
+		} else {
+			s.log.Warn().Str("endpoint_id", s.endpointID).Msg("RUNPOD_ENDPOINT_ID is not a plain id; no /realtime route")
+		}
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPI(w, http.StatusNotFound, map[string]any{"detail": "Not Found"})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.bg.Go(func() { s.runner(runCtx) })
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("local RunPod API listening: POST /run, /runsync, /status/{id}; GET /health")
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("local RunPod API listening: POST /run, /runsync, /status/{id}, /stream/{id}; GET /health")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -225,20 +236,81 @@ func (s *APIServer) handleRunSync(w http.ResponseWriter, r *http.Request) {
 		writeAPI(w, http.StatusServiceUnavailable, map[string]any{"detail": "server is shutting down"})
 		return
 	}
+	if !s.waitDone(r.Context(), j) {
+		return
+	}
+	writeAPI(w, http.StatusOK, s.statusBody(j.id))
+}
+
+// validEndpointID is what may go into a route pattern.
+var validEndpointID = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// handleStream answers as the SDK does for a handler that is not a
+// generator (this worker's never is).
+func (s *APIServer) handleStream(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	known := s.jobs[id] != nil
+	s.mu.Unlock()
+	if !known {
+		writeAPI(w, http.StatusOK, map[string]any{"id": id, "status": StatusFailed, "error": "Job ID not found"})
+		return
+	}
+	writeAPI(w, http.StatusOK, map[string]any{"id": id, "status": StatusFailed, "error": "Stream not supported, handler must be a generator."})
+}
+
+// handleRealtime is the SDK's realtime route: {"id", "input"} in, the raw
+// job result out ({"output": ...}, {"error": ...}), like a job-done body.
+func (s *APIServer) handleRealtime(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID    string          `json:"id"`
+		Input json.RawMessage `json:"input"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody)).Decode(&req); err != nil {
+		writeAPI(w, http.StatusUnprocessableEntity, validationError("body", "JSON decode error: "+err.Error(), "json_invalid"))
+		return
+	}
+	if t := bytes.TrimSpace(req.Input); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		writeAPI(w, http.StatusOK, map[string]any{"error": "Job has no input parameter."})
+		return
+	}
+	if req.ID == "" {
+		req.ID = "realtime-" + uuid.NewString()
+	}
+	j := &apiJob{id: req.ID, input: req.Input, status: StatusInQueue}
+	if !s.enqueue(j) {
+		writeAPI(w, http.StatusServiceUnavailable, map[string]any{"detail": "server is shutting down"})
+		return
+	}
+	if !s.waitDone(r.Context(), j) {
+		return
+	}
+	s.mu.Lock()
+	res := Result{Error: j.err}
+	if j.output != nil {
+		res.Output = j.output
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(encodeResult(res).bytes())
+}
+
+// waitDone waits for j to finish; false if the client left first.
+func (s *APIServer) waitDone(ctx context.Context, j *apiJob) bool {
 	for {
 		s.mu.Lock()
 		done, ch := j.status == StatusCompleted || j.status == StatusFailed, s.changed
 		s.mu.Unlock()
 		if done {
-			break
+			return true
 		}
 		select {
 		case <-ch:
-		case <-r.Context().Done():
-			return // the client left; the job still runs and stays in /status
+		case <-ctx.Done():
+			return false // the job still runs and stays in /status
 		}
 	}
-	writeAPI(w, http.StatusOK, s.statusBody(j.id))
 }
 
 func (s *APIServer) handleStatus(w http.ResponseWriter, r *http.Request) {

@@ -23,13 +23,18 @@ type apiHarness struct {
 
 func startAPI(t *testing.T, h Handler) *apiHarness {
 	t.Helper()
+	return startAPIWith(t, h, Config{Hostname: "h1"})
+}
+
+func startAPIWith(t *testing.T, h Handler, cfg Config) *apiHarness {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	log, _ := testLogger(t, "")
 	tr := &http.Transport{}
-	s := NewAPIServer(h, Config{Hostname: "h1"}, WithLogger(log), WithHTTPClient(&http.Client{Transport: tr}))
+	s := NewAPIServer(h, cfg, WithLogger(log), WithHTTPClient(&http.Client{Transport: tr}))
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &apiHarness{base: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { a.done <- s.Serve(ctx, ln) }()
@@ -252,5 +257,42 @@ func TestAPIServerShutdownCancelsRunningJob(t *testing.T) {
 	}
 	if code := <-sync; code != 200 && code != 503 {
 		t.Errorf("/runsync during shutdown answered %d", code)
+	}
+}
+
+// TestAPIServerStreamAndRealtime: /stream answers as the SDK does for a
+// handler that is not a generator, and with RUNPOD_ENDPOINT_ID set the
+// realtime route runs a job and answers with the raw job result.
+func TestAPIServerStreamAndRealtime(t *testing.T) {
+	a := startAPIWith(t, apiHandler(nil), Config{Hostname: "h1", EndpointID: "ep123"})
+	_, run := a.req(t, "POST", "/runsync", `{"input": {"x": 1}}`)
+	id, _ := run["id"].(string)
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/stream/" + id, `{"error":"Stream not supported, handler must be a generator.","id":"` + id + `","status":"FAILED"}`},
+		{"/stream/nope", `{"error":"Job ID not found","id":"nope","status":"FAILED"}`},
+	} {
+		code, m := a.req(t, "POST", tc.path, "")
+		got, _ := json.Marshal(m)
+		if code != 200 || string(got) != tc.want {
+			t.Errorf("POST %s = %d %s, want 200 %s", tc.path, code, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"id": "r1", "input": {"x": 2}}`, `{"output":{"x":2}}`},
+		{`{"input": {"fail": true}}`, `{"error":"workflow failed","output":{"error_type":"comfy_execution"}}`},
+		{`{"id": "r3"}`, `{"error":"Job has no input parameter."}`},
+	} {
+		code, m := a.req(t, "POST", "/ep123/realtime", tc.body)
+		got, _ := json.Marshal(m)
+		if code != 200 || string(got) != tc.want {
+			t.Errorf("realtime %s = %d %s, want 200 %s", tc.body, code, got, tc.want)
+		}
+	}
+	if code, _ := a.req(t, "POST", "/other/realtime", `{"input": {}}`); code != 404 {
+		t.Errorf("realtime under another endpoint id: %d, want 404", code)
 	}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// RealtimePort is RUNPOD_REALTIME_PORT: when non-zero the SDK serves the
 	// local API on 0.0.0.0:<port> instead of taking jobs.
 	RealtimePort int
+	// RealtimeConcurrency is RUNPOD_REALTIME_CONCURRENCY (default 1): the
+	// SDK's server workers in realtime mode.
+	RealtimeConcurrency int
 
 	// Version is this worker's version for the User-Agent.
 	Version string
@@ -151,6 +154,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("RUNPOD_REALTIME_PORT=%q: want a TCP port number", v))
 		} else {
 			c.RealtimePort = p
+		}
+	}
+	if v := get("RUNPOD_REALTIME_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("RUNPOD_REALTIME_CONCURRENCY=%q: want a whole number of at least 1", v))
+		} else {
+			c.RealtimeConcurrency = n
 		}
 	}
 	if c.LogLevel != "" {

@@ -121,10 +121,11 @@ func TestConfigFromEnv(t *testing.T) {
 				"RUNPOD_WEBHOOK_GET_JOB": "http://x/job-take/$ID", "RUNPOD_WEBHOOK_POST_OUTPUT": "http://x/job-done/$RUNPOD_POD_ID/$ID",
 				"RUNPOD_WEBHOOK_PING": "http://x/ping/$RUNPOD_POD_ID", "RUNPOD_AI_API_KEY": "k", "RUNPOD_POD_ID": "p",
 				"RUNPOD_PING_INTERVAL": "2500", "RUNPOD_POD_HOSTNAME": "h", "RUNPOD_LOG_LEVEL": "info", "RUNPOD_REALTIME_PORT": "8080",
+				"RUNPOD_REALTIME_CONCURRENCY": "2",
 			},
 			check: func(t *testing.T, c Config) {
 				if c.Local() || c.PingInterval != 2500*time.Millisecond || c.APIKey != "k" || c.PodID != "p" ||
-					c.Hostname != "h" || c.RealtimePort != 8080 || c.LogLevel != "info" {
+					c.Hostname != "h" || c.RealtimePort != 8080 || c.RealtimeConcurrency != 2 || c.LogLevel != "info" {
 					t.Errorf("%+v", c)
 				}
 				if strings.Contains(c.String(), "k\"") || !strings.Contains(c.String(), "[redacted]") {
@@ -144,6 +145,7 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "bad interval", env: map[string]string{"RUNPOD_PING_INTERVAL": "10s"}, wantErr: "RUNPOD_PING_INTERVAL"},
 		{name: "bad port", env: map[string]string{"RUNPOD_REALTIME_PORT": "x"}, wantErr: "RUNPOD_REALTIME_PORT"},
 		{name: "bad level", env: map[string]string{"RUNPOD_LOG_LEVEL": "LOUD"}, wantErr: "RUNPOD_LOG_LEVEL"},
+		{name: "bad realtime concurrency", env: map[string]string{"RUNPOD_REALTIME_CONCURRENCY": "0"}, wantErr: "RUNPOD_REALTIME_CONCURRENCY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ConfigFromEnv(runpodtest.Getenv(tc.env))
