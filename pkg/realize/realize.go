@@ -119,12 +119,17 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if r.marker, err = ReadMarker(build, l.VersionID); err != nil {
 		return nil, err
 	}
+	if r.learnFromMarker() && cfg.SaveLock != nil {
+		if err := cfg.SaveLock(l); err != nil {
+			return nil, fmt.Errorf("realize: record model digests in the lock: %w", err)
+		}
+	}
 	if r.upToDate() {
 		r.res.NoOp = true
 		return r.res, nil
 	}
-	if err := os.MkdirAll(build, 0o755); err != nil {
-		return nil, fmt.Errorf("realize: %w", err)
+	if err := claim(build); err != nil {
+		return nil, err
 	}
 	r.marker.Complete = false
 	if err := r.saveMarker(); err != nil {
@@ -147,6 +152,44 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	r.marker.Complete = true
 	r.marker.LockDigest = LockDigest(l)
 	return r.res, r.saveMarker()
+}
+
+// claim makes sure build is the worker's to change: missing (it is made),
+// empty, or holding a marker. A directory with other content is a user's
+// (an existing ComfyUI install, say): realizing over it would delete the
+// folders ComfyUI's tree also has, models/ and output/ among them.
+func claim(build string) error {
+	entries, err := os.ReadDir(build)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(build, 0o755); err != nil {
+			return fmt.Errorf("realize: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("realize: %w", err)
+	case len(entries) == 0 || exists(filepath.Join(build, MarkerFile)):
+		return nil
+	}
+	return fmt.Errorf("realize: %s exists and was not made by the worker (no %s): realize into a new or empty directory (--target, COMFY_HOME) or move it away; nothing was changed", build, MarkerFile)
+}
+
+// learnFromMarker copies into the lock the digests of models it has none
+// for but the build's marker does: another process placed them (trust on
+// first use) after this one read the lock. Without it, a realize that
+// waited for that process would see a different lock and redo the build.
+func (r *run) learnFromMarker() bool {
+	if r.marker.VersionID != r.lock.VersionID {
+		return false // a build dir shared by versions (COMFY_HOME)
+	}
+	learned := false
+	for _, lm := range r.lock.Models {
+		placed, ok := r.marker.Models[lm.TargetPath]
+		if lm.SHA256 == "" && ok && placed.SHA256 != "" && r.lock.RecordModel(lm.TargetPath, placed.SHA256, placed.Size) {
+			learned = true
+		}
+	}
+	return learned
 }
 
 // run is one realize in progress.

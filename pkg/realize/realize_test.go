@@ -2,6 +2,7 @@ package realize
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 )
 
@@ -126,11 +128,15 @@ func TestRealizeConcurrentSameBuild(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]*Result, 3)
 	errs := make([]error, 3)
+	// Each realize has its own copy of the lock, read before the others
+	// ran, as separate processes would.
+	locks := make([]*lock.Lock, 3)
 	for i := range results {
+		locks[i] = cloneLock(t, f.lock)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = Realize(context.Background(), f.config(), f.lock)
+			results[i], errs[i] = Realize(context.Background(), f.config(), locks[i])
 		}()
 	}
 	wg.Wait()
@@ -147,6 +153,51 @@ func TestRealizeConcurrentSameBuild(t *testing.T) {
 		t.Errorf("3 concurrent realizes: %d no-ops (want 2), %d downloads, %d core exports (want 1 each)",
 			noops, len(f.ms.Requests("/big.bin")), f.trees.count("https://github.com/comfyanonymous/ComfyUI"))
 	}
+	// The ones that waited learned the digest the first one recorded:
+	// every copy of the lock now matches the build.
+	m, _ := ReadMarker(f.build, "v")
+	for i, l := range locks {
+		if l.Models[0].SHA256 == "" || LockDigest(l) != m.LockDigest {
+			t.Errorf("lock %d does not match the build's marker (digest %q)", i, l.Models[0].SHA256)
+		}
+	}
+}
+
+func cloneLock(t *testing.T, l *lock.Lock) *lock.Lock {
+	t.Helper()
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c lock.Lock
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// TestRealizeRefusesAForeignDirectory: a non-empty directory without a
+// build marker (an existing ComfyUI install) is left untouched.
+func TestRealizeRefusesAForeignDirectory(t *testing.T) {
+	f := newFixture(t)
+	f.setSpec(f.specDoc(""))
+	mine := filepath.Join(f.build, "models", "checkpoints", "mine.safetensors")
+	os.MkdirAll(filepath.Dir(mine), 0o755)
+	os.WriteFile(mine, []byte("precious"), 0o644)
+	_, err := Realize(context.Background(), f.config(), f.lock)
+	if err == nil || !strings.Contains(err.Error(), "was not made by the worker") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, err := os.ReadFile(mine); err != nil || string(b) != "precious" {
+		t.Fatalf("the user's file was touched: %v", err)
+	}
+	if entries, _ := os.ReadDir(f.build); len(entries) != 1 {
+		t.Errorf("realize wrote into the directory: %v", entries)
+	}
+	// An empty directory is fine.
+	os.RemoveAll(f.build)
+	os.MkdirAll(f.build, 0o755)
+	f.realize()
 }
 
 func TestRealizeRelocatable(t *testing.T) {
