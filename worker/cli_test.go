@@ -180,3 +180,34 @@ func TestCreateFromSnapshot(t *testing.T) {
 		t.Errorf("spec from snapshot = %+v %+v", s.Comfy, s.CustomNodes)
 	}
 }
+
+// TestDeleteOnlyItsOwnBuild: delete removes a build only when it is the
+// named version's: not another version's under a shared COMFY_HOME, not a
+// directory the worker did not make.
+func TestDeleteOnlyItsOwnBuild(t *testing.T) {
+	e := newTestEnv(t)
+	home := filepath.Join(e.vars["COMFY_BUILDS_ROOT"], "comfy-v1")
+	os.MkdirAll(home, 0o755)
+	os.WriteFile(filepath.Join(home, ".worker-build.json"), []byte(`{"version_id": "v1", "complete": true}`), 0o644)
+	os.WriteFile(filepath.Join(home, "main.py"), nil, 0o644)
+	foreign := filepath.Join(e.vars["COMFY_BUILDS_ROOT"], "ComfyUI")
+	os.MkdirAll(filepath.Join(foreign, "models"), 0o755)
+	os.WriteFile(filepath.Join(foreign, "models", "mine.safetensors"), []byte("x"), 0o644)
+
+	e.vars["COMFY_HOME"] = home
+	if code, _, errs := e.run("delete", "other"); code != 1 || !strings.Contains(errs, "holds version v1, not other") {
+		t.Errorf("delete of another id under COMFY_HOME: exit %d %s", code, errs)
+	}
+	if code, _, errs := e.run("delete", "v1", "--target", foreign); code != 1 || !strings.Contains(errs, "was not made by the worker") {
+		t.Errorf("delete of a foreign directory: exit %d %s", code, errs)
+	}
+	for _, p := range []string{filepath.Join(home, "main.py"), filepath.Join(foreign, "models", "mine.safetensors")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s was removed", p)
+		}
+	}
+	e.mustRun("delete", "v1")
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Error("v1's own build was not removed")
+	}
+}

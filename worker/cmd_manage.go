@@ -185,6 +185,9 @@ func (a *app) deleteCmd() *cobra.Command {
 			if err := a.checkDeletable(dir, target != ""); err != nil {
 				return err
 			}
+			if err := checkBuildOf(dir, id, dir == cache.BuildDir(a.cfg.Cache.BuildsRoot(), id)); err != nil {
+				return err
+			}
 			// Wait for a realize of this build to finish rather than pull
 			// the tree from under it.
 			fl := flock.New(realize.BuildLockPath(dir))
@@ -218,6 +221,31 @@ func (a *app) deleteCmd() *cobra.Command {
 	cmd.Flags().StringVar(&target, "target", "", "the build directory to remove (default <builds root>/comfy-<id>)")
 	cmd.Flags().BoolVar(&removeSpec, "remove-spec", false, "also remove versions/<id>.json")
 	return cmd
+}
+
+// checkBuildOf refuses to delete a directory that is not id's build: one
+// that holds another version (COMFY_HOME is one directory for every id),
+// or, away from id's own place in the builds root, a non-empty one the
+// worker did not make.
+func checkBuildOf(dir, id string, ownPlace bool) error {
+	b, err := os.ReadFile(filepath.Join(dir, realize.MarkerFile))
+	if errors.Is(err, os.ErrNotExist) {
+		entries, derr := os.ReadDir(dir)
+		if !ownPlace && derr == nil && len(entries) > 0 {
+			return fmt.Errorf("delete %s: %s was not made by the worker (no %s); nothing was removed", id, dir, realize.MarkerFile)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	var m struct {
+		VersionID string `json:"version_id"`
+	}
+	if json.Unmarshal(b, &m) == nil && m.VersionID != "" && m.VersionID != id {
+		return fmt.Errorf("delete %s: %s holds version %s, not %s; nothing was removed", id, dir, m.VersionID, id)
+	}
+	return nil
 }
 
 func report(a *app, what, path string, removed bool) {
