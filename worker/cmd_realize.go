@@ -52,7 +52,7 @@ func (a *app) realizeCmd() *cobra.Command {
 			if f.jobs < 1 {
 				return usageErr(fmt.Errorf("--jobs must be at least 1"))
 			}
-			l, _, err := a.lockFor(ctx, s, f.offline, f.update)
+			l, _, err := a.resolveLock(ctx, s, f.offline, f.update, !dryRun)
 			if err != nil {
 				return err
 			}

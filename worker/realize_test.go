@@ -61,6 +61,12 @@ func TestRealizeCommand(t *testing.T) {
 		t.Fatalf("dry run:\n%s", out)
 	}
 	build := filepath.Join(e.vars["COMFY_BUILDS_ROOT"], "comfy-demo")
+	// Nothing written: no build, no lock, no cache folders.
+	for _, p := range []string{build, e.vars["COMFY_CACHE_ROOT"]} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("--dry-run created %s", p)
+		}
+	}
 	if _, err := os.Stat(build); !os.IsNotExist(err) {
 		t.Fatal("--dry-run created the build")
 	}

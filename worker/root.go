@@ -222,6 +222,12 @@ func (a *app) logWarnings(file string, ws []spec.Warning) {
 // lockFor returns the lock of s, resolving and writing it when the spec
 // changed or update is asked; an unchanged spec is answered from disk.
 func (a *app) lockFor(ctx context.Context, s *spec.Spec, offline, update bool) (*lock.Lock, lock.Stats, error) {
+	return a.resolveLock(ctx, s, offline, update, true)
+}
+
+// resolveLock is lockFor; with save false a changed lock is kept in memory
+// only (realize --dry-run writes nothing).
+func (a *app) resolveLock(ctx context.Context, s *spec.Spec, offline, update, save bool) (*lock.Lock, lock.Stats, error) {
 	path := a.lockPath(s.ID)
 	prev, err := lock.Read(path)
 	if err != nil && !errors.Is(err, lock.ErrNoLock) {
@@ -234,7 +240,7 @@ func (a *app) lockFor(ctx context.Context, s *spec.Spec, offline, update bool) (
 	if err != nil {
 		return nil, st, err
 	}
-	if !st.Reused {
+	if !st.Reused && save {
 		l.SourceSpec = absPath(s.File)
 		if err := lock.Write(path, l); err != nil {
 			return nil, st, err

@@ -18,6 +18,9 @@ import (
 // given) does no network I/O. Sources are tried in order; the error of a
 // total failure names each source's problem.
 func (st *Store) Fetch(ctx context.Context, req Request) (Blob, error) {
+	if err := st.ensureDirs(); err != nil {
+		return Blob{}, err
+	}
 	b, item, err := st.fetch(ctx, req)
 	if err != nil {
 		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Finished: true, Message: "failed"})

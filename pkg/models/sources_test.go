@@ -56,6 +56,9 @@ func TestFetchGCS(t *testing.T) {
 	env2 := newTestStore(t, func(c *Config) { c.GCSClient = gcs.Client() })
 	src, _ := ParseSource("gs://model-bucket/dir/m.safetensors")
 	part := filepath.Join(env2.st.Dir(), "partial", "d-"+digest+".part")
+	if err := env2.st.ensureDirs(); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(part, data[:1<<20], 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -115,13 +115,16 @@ type Store struct {
 	red    redactor
 	client *http.Client
 
-	gcsOnce sync.Once
-	gcs     *storage.Client
-	gcsErr  error
-	ownGCS  bool
+	dirsOnce sync.Once
+	dirsErr  error
+	gcsOnce  sync.Once
+	gcs      *storage.Client
+	gcsErr   error
+	ownGCS   bool
 }
 
-// New makes a Store and its directories.
+// New makes a Store; its directories are made on the first Fetch, so that a
+// store used only for Lookup (a dry run) writes nothing.
 func New(cfg Config) (*Store, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("models: Config.Root is required")
@@ -133,17 +136,25 @@ func New(cfg Config) (*Store, error) {
 	setDefaults(&cfg)
 	st := &Store{cfg: cfg, dir: filepath.Join(root, "models"), log: cfg.Logger,
 		red: newRedactor(cfg.HFToken, cfg.CivitaiToken)}
-	for _, d := range []string{"sha256", "index", "partial", "locks"} {
-		if err := os.MkdirAll(filepath.Join(st.dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("models: create store: %w", err)
-		}
-	}
 	st.client = st.newHTTPClient()
 	if cfg.GCSClient != nil {
 		st.gcs = cfg.GCSClient
 		st.gcsOnce.Do(func() {})
 	}
 	return st, nil
+}
+
+// ensureDirs makes the store's directories, once.
+func (st *Store) ensureDirs() error {
+	st.dirsOnce.Do(func() {
+		for _, d := range []string{"sha256", "index", "partial", "locks"} {
+			if err := os.MkdirAll(filepath.Join(st.dir, d), 0o755); err != nil {
+				st.dirsErr = fmt.Errorf("models: create store: %w", err)
+				return
+			}
+		}
+	})
+	return st.dirsErr
 }
 
 func setDefaults(c *Config) {
