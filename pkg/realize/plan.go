@@ -101,7 +101,7 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 					continue
 				}
 			}
-			add("models", lm.Name, "download", lm.Source+" -> "+target, lm.Size)
+			add("models", lm.Name, "download", models.RedactString(lm.Source)+" -> "+target, lm.Size)
 			if lm.Size > 0 {
 				p.DownloadBytes += lm.Size
 			} else {

@@ -233,7 +233,9 @@ func TestRealizeRelocatable(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	f := newFixture(t)
 	f.addModel("m.bin", 1000)
-	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin", "size": 1000}`, f.ms.Path("m.bin"))))
+	// A source URL carrying credentials: the plan must not print them.
+	src := strings.Replace(f.ms.Path("m.bin"), "http://", "http://user:PASSW0RD@", 1) + "?token=SEKRIT123"
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin", "size": 1000}`, src)))
 	p, err := DryRun(context.Background(), f.config(), f.lock)
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +248,12 @@ func TestDryRunWritesNothing(t *testing.T) {
 	for _, want := range []string{"export   ComfyUI", "export   node-a", "download m.bin (1000 B)", "to download: 1000 B", "python:"} {
 		if !strings.Contains(sb.String(), want) {
 			t.Errorf("plan lacks %q:\n%s", want, sb.String())
+		}
+	}
+	js, _ := json.Marshal(p)
+	for _, secret := range []string{"PASSW0RD", "SEKRIT123"} {
+		if strings.Contains(sb.String(), secret) || strings.Contains(string(js), secret) {
+			t.Errorf("the plan shows the credential %s:\n%s", secret, sb.String())
 		}
 	}
 	f.realize()
