@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,5 +210,24 @@ func TestDeleteOnlyItsOwnBuild(t *testing.T) {
 	e.mustRun("delete", "v1")
 	if _, err := os.Stat(home); !os.IsNotExist(err) {
 		t.Error("v1's own build was not removed")
+	}
+}
+
+// TestValidateParsesModelSources: a source that realize could never
+// download is a spec error (exit 2) at validate, not a failure after the
+// trees and the venv are built.
+func TestValidateParsesModelSources(t *testing.T) {
+	e := newTestEnv(t)
+	e.publish("comfyanonymous/ComfyUI")
+	for i, src := range []string{"hf://org/model.safetensors", "civitai://models/abc", "gs://Bad_Bucket/x.bin"} {
+		id := fmt.Sprintf("s%d", i)
+		e.writeSpec(id, fmt.Sprintf(`{"schema_version": 2, "version_id": "%s", "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "ref": "master"},
+		  "models": [{"source": "%s", "target_path": "$MODELS_DIR/checkpoints/x.bin"}]}`, id, src))
+		for _, cmd := range []string{"validate", "realize"} {
+			code, _, errs := e.run(cmd, id)
+			if code != 2 || !strings.Contains(errs, "models: model") || !strings.Contains(errs, src) {
+				t.Errorf("%s with source %s: exit %d\n%s", cmd, src, code, errs)
+			}
+		}
 	}
 }

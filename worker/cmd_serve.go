@@ -19,7 +19,6 @@ import (
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/realize"
 	"github.com/runpod-comfy/worker/pkg/runpod"
-	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // serveFlags are the official SDK's command-line flags for local runs.
@@ -266,11 +265,10 @@ func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realize
 	if b := a.prepared.get(id); b != nil {
 		return b, nil
 	}
-	s, err := spec.Load(a.specDirs(), id)
+	s, err := a.loadSpec(id)
 	if err != nil {
 		return nil, err
 	}
-	a.logWarnings(s.File, s.Warnings)
 	l, _, err := a.lockFor(ctx, s, f.offline, f.update)
 	if err != nil {
 		return nil, err

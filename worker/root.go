@@ -13,6 +13,7 @@ import (
 	"github.com/runpod-comfy/worker/internal/logging"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
+	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/runpod"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
@@ -209,8 +210,29 @@ func (a *app) loadSpec(id string) (*spec.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSources(s); err != nil {
+		return nil, err
+	}
 	a.logWarnings(s.File, s.Warnings)
 	return s, nil
+}
+
+// checkSources parses every model source as a download would, so that a
+// source realize cannot use (an hf:// URL without a file, a civitai://
+// reference that is not a number) makes the spec invalid up front, before
+// a realize has exported trees and built a venv. Placeholders copied from
+// the original tool's docs ("hf://...") stay loadable, with the warning the
+// spec already carries, as the original's users expect.
+func checkSources(s *spec.Spec) error {
+	for _, m := range s.Models {
+		for _, src := range m.Sources {
+			var se *models.SourceError
+			if _, err := models.ParseSource(src); err != nil && !(errors.As(err, &se) && se.Placeholder) {
+				return &spec.Error{File: s.File, Path: "models", Msg: fmt.Sprintf("model %s: source %q: %v", m.Name, models.RedactString(src), err)}
+			}
+		}
+	}
+	return nil
 }
 
 func (a *app) logWarnings(file string, ws []spec.Warning) {
