@@ -1,6 +1,7 @@
 package realize
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
@@ -283,5 +287,35 @@ func TestRealizeNoticesAGoneBaseInterpreter(t *testing.T) {
 	}
 	if out := pythonIn(t, f.build, "import alpha; print('ok')"); out != "ok" {
 		t.Fatal(out)
+	}
+}
+
+// TestRealizeWarnsWhenReplacingAnotherFile: placing a model over a file
+// at the same shared path that is not its cached copy (another version's
+// model there, or a hand-placed file) says so.
+func TestRealizeWarnsWhenReplacingAnotherFile(t *testing.T) {
+	f := newFixture(t)
+	f.addModel("m.bin", 1000)
+	target := filepath.Join(f.models, "loras", "m.bin")
+	os.MkdirAll(filepath.Dir(target), 0o755)
+	os.WriteFile(target, []byte("someone else's file"), 0o644)
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("m.bin"))))
+	var logs bytes.Buffer
+	cfg := f.config()
+	cfg.Logger = zerolog.New(&logs)
+	if _, err := Realize(context.Background(), cfg, f.lock); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "not this model's cached copy") || !strings.Contains(logs.String(), `"old_size":19`) {
+		t.Errorf("no warning about the replaced file:\n%s", logs.String())
+	}
+	// Placing it again over its own cached copy says nothing.
+	logs.Reset()
+	os.Chtimes(target, time.Now(), time.Now()) // stat data changed: placed again
+	if _, err := Realize(context.Background(), cfg, f.lock); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "not this model's cached copy") {
+		t.Errorf("warned about the model's own copy:\n%s", logs.String())
 	}
 }

@@ -345,6 +345,7 @@ func (r *run) models(ctx context.Context, root spec.Root) (string, error) {
 	for k, i := range todo {
 		lm, b := r.lock.Models[i], blobs[k]
 		p, _ := r.modelPath(lm.TargetPath)
+		r.warnReplacing(lm.Name, p, b)
 		if err := models.Place(b, p); err != nil {
 			return "", fmt.Errorf("model %s: %w", lm.Name, err)
 		}
@@ -370,6 +371,22 @@ func (r *run) models(ctx context.Context, root spec.Root) (string, error) {
 		return "", fmt.Errorf("realize: write marker: %w", err)
 	}
 	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
+}
+
+// warnReplacing says when placing b at p replaces a file with other
+// content: in the shared models directory that is another version's model
+// at the same path (the two versions will keep replacing each other's) or
+// a file put there by hand.
+func (r *run) warnReplacing(name, p string, b models.Blob) {
+	old, err := os.Stat(p)
+	if err != nil || !old.Mode().IsRegular() {
+		return
+	}
+	if bfi, err := os.Stat(b.Path); err == nil && os.SameFile(old, bfi) {
+		return
+	}
+	r.cfg.Logger.Warn().Str("model", name).Str("path", p).Int64("old_size", old.Size()).Int64("new_size", b.Size).
+		Msg("replacing a file that is not this model's cached copy: another version at the same path, or a file placed by hand; versions that need different files at one path replace each other's, so give them different target paths")
 }
 
 func (r *run) extraModelPaths(ctx context.Context) (string, error) {
