@@ -231,3 +231,18 @@ func TestValidateParsesModelSources(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateExpandsAnOldAbbreviatedCommit: a short SHA of a commit no
+// ref points at any more is expanded to the full SHA in the lock.
+func TestValidateExpandsAnOldAbbreviatedCommit(t *testing.T) {
+	e := newTestEnv(t)
+	core := e.publish("comfyanonymous/ComfyUI")
+	old := core.Commit("old", map[string]string{"main.py": "1\n"})
+	core.Commit("new", map[string]string{"main.py": "2\n"})
+	e.writeSpec("short", `{"schema_version": 2, "version_id": "short", "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "commit": "`+old[:9]+`"}}`)
+	e.mustRun("validate", "short")
+	data, err := os.ReadFile(lock.Path(e.vars["COMFY_CACHE_ROOT"], "short"))
+	if err != nil || !strings.Contains(string(data), old) {
+		t.Fatalf("the lock does not pin %s: %v\n%s", old, err, data)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runpod-comfy/worker/internal/logging"
 	"github.com/runpod-comfy/worker/pkg/cache"
+	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/runpod"
@@ -201,7 +202,9 @@ func (a *app) specDirs() []string {
 }
 
 func (a *app) resolver() lock.RefResolver {
-	return a.gitClient(false)
+	// With the git cache, an abbreviated commit that is no ref tip can be
+	// expanded from the repository's history, which realize reuses.
+	return gitsrc.NewClient(gitsrc.Options{Rewrites: a.cfg.GitRewrites, Logger: a.log, CacheDir: cache.Layout{Root: a.cacheRoot()}.Git()})
 }
 
 // loadSpec finds and decodes a spec, logging its warnings.

@@ -46,6 +46,10 @@ type Options struct {
 	// Offline forbids network access: Fetch serves only cached commits and
 	// ListRefs fails, both with an error matching ErrOffline.
 	Offline bool
+	// CacheDir is the git cache (<cache>/git). With it, Resolve expands an
+	// abbreviated commit that is no ref tip by fetching the repository's
+	// history there; without it only ref tips can be abbreviated.
+	CacheDir string
 }
 
 // Client talks to remote git repositories with go-git. It is safe for
@@ -56,6 +60,7 @@ type Client struct {
 	log         zerolog.Logger
 	listTimeout time.Duration
 	offline     bool
+	cacheDir    string
 }
 
 // NewClient returns a Client configured by opts.
@@ -66,6 +71,7 @@ func NewClient(opts Options) *Client {
 		log:         opts.Logger,
 		listTimeout: opts.ListTimeout,
 		offline:     opts.Offline,
+		cacheDir:    opts.CacheDir,
 	}
 	if c.listTimeout <= 0 {
 		c.listTimeout = DefaultListTimeout
@@ -89,7 +95,18 @@ func (c *Client) Resolve(ctx context.Context, url, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return refs.Resolve(ref)
+	sha, err := refs.Resolve(ref)
+	var nf *RefNotFoundError
+	if errors.As(err, &nf) && nf.Abbrev && c.cacheDir != "" {
+		full, xerr := c.expandFromHistory(ctx, url, ref)
+		switch {
+		case xerr != nil:
+			return "", xerr
+		case full != "":
+			return full, nil
+		}
+	}
+	return sha, err
 }
 
 // ListRefs lists the refs of the repository at rawURL without cloning it
