@@ -137,6 +137,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{[]string{"create", "x"}, 2, "--repo is required"},
 		{[]string{"delete", "good", "--target", "/"}, 2, "refusing to delete /"},
 		{[]string{"clone", "good", "bad id"}, 2, "invalid version id"},
+		{[]string{"clone", "good", "other", "--output", filepath.Join(outside, "third.json")}, 2, "name the file other.json"},
+		{[]string{"create", "foo", "--repo", "https://github.com/comfyanonymous/ComfyUI", "--output", filepath.Join(outside, "bar.json")}, 2, "name the file foo.json"},
 	} {
 		code, out, errs := e.run(tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.msg) {

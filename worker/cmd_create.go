@@ -55,6 +55,15 @@ ComfyUI-Manager snapshot: its core commit and git custom nodes.`,
 	return cmd
 }
 
+// checkOutputName keeps --output consistent with the id: a spec's file
+// name is its version id, so any other name would hold another version.
+func checkOutputName(path, id string) error {
+	if filepath.Base(path) != id+".json" {
+		return usageErr(fmt.Errorf("--output %s: a spec's file name is its version id: name the file %s.json (in any directory)", path, id))
+	}
+	return nil
+}
+
 func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
 	if !spec.ValidID(id) {
 		return &spec.Error{Msg: fmt.Sprintf("invalid version id %q: use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", id)}
@@ -65,6 +74,9 @@ func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
 	out := f.output
 	if out == "" {
 		out = filepath.Join(a.cfg.VersionsDir, id+".json")
+	}
+	if err := checkOutputName(out, id); err != nil {
+		return err
 	}
 	if _, err := os.Stat(out); err == nil && !f.force {
 		return usageErr(fmt.Errorf("%s already exists: pass --force to overwrite it, or `worker clone` to copy it", out))

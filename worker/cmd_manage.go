@@ -149,6 +149,9 @@ func (a *app) cloneCmd() *cobra.Command {
 			if output == "" {
 				output = filepath.Join(a.cfg.VersionsDir, dst+".json")
 			}
+			if err := checkOutputName(output, dst); err != nil {
+				return err
+			}
 			if err := a.writeNew(output, out, force); err != nil {
 				return err
 			}
