@@ -45,6 +45,23 @@ func (st *Store) Lookup(req Request) (Blob, bool, error) {
 	return b, ok, nil
 }
 
+// LocalSize is the size of a file:// or local-path source, for plans; 0
+// for any other source or one that cannot be read. It does no network I/O.
+func (st *Store) LocalSize(source string) int64 {
+	src, err := ParseSource(source)
+	if err != nil || src.Kind != KindFile {
+		return 0
+	}
+	if src, err = st.resolveLocal(src); err != nil {
+		return 0
+	}
+	fi, err := os.Stat(src.Path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
+	return fi.Size()
+}
+
 func (st *Store) prepare(req Request) (item, want string, srcs []Source, err error) {
 	item = req.Item
 	for _, s := range append([]string{req.Source}, req.Alternatives...) {

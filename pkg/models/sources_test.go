@@ -114,6 +114,12 @@ func TestFetchLocalFile(t *testing.T) {
 	if _, err := env.st.Fetch(ctx, Request{Source: "missing.bin"}); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
+	// Plans know a local source's size without reading it.
+	for src, want := range map[string]int64{"m.bin": 1 << 20, "file://" + filepath.Join(dir, "m.bin"): 1 << 20, "missing.bin": 0, "https://example.com/m.bin": 0} {
+		if got := env.st.LocalSize(src); got != want {
+			t.Errorf("LocalSize(%s) = %d, want %d", src, got, want)
+		}
+	}
 }
 
 func TestOffline(t *testing.T) {

@@ -36,7 +36,12 @@ type Marker struct {
 	// resulting `pip freeze`.
 	Python       string   `json:"python"`
 	PythonFreeze []string `json:"python_freeze,omitempty"`
-	Interpreter  string   `json:"interpreter,omitempty"`
+	// PythonInputs digests what in the lock decides the Python install
+	// (core and participating node commits, packages, interpreter
+	// options), so a dry run can tell whether pip will run without reading
+	// trees it has not exported yet.
+	PythonInputs string `json:"python_inputs,omitempty"`
+	Interpreter  string `json:"interpreter,omitempty"`
 	// Models maps a target as written in the lock to what was placed.
 	Models map[string]PlacedModel `json:"models"`
 	// ExtraModelPaths is the digest of the extra_model_paths.yaml written.
@@ -97,6 +102,21 @@ func LockDigest(l *lock.Lock) string {
 	b, _ := json.Marshal(&c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// pythonInputs digests the lock's inputs of the Python install.
+func pythonInputs(l *lock.Lock) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "core %s\npython %q\nsystem-site %v\n", l.Comfy.Commit, l.Options.PythonOrDefault(), l.Options.SystemSitePackages)
+	for _, n := range l.CustomNodes {
+		if n.InstallRequirements {
+			fmt.Fprintf(h, "node %s %s\n", n.Dir, n.Commit)
+		}
+	}
+	for _, p := range l.PythonPackages {
+		fmt.Fprintf(h, "package %q\n", p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // statModel returns the stat data recorded for a placed model.

@@ -75,12 +75,15 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 	} else {
 		p.Python = "unavailable: " + err.Error()
 	}
-	pyAction := "install"
+	pyAction, pyDetail := "install", fmt.Sprintf("%d node requirement files, %d packages", len(plan.Nodes), len(plan.Packages))
 	if m.Python != "" && exists(r.path(pyenv.VenvDirName, "bin", "python")) {
-		pyAction = "present"
-		p.Python += "\n(the build's venv exists; its packages are reinstalled only if the requirements changed)"
+		if m.PythonInputs == pythonInputs(l) {
+			pyAction = "present"
+		} else {
+			pyDetail += "; the core, a node with requirements, the packages or the interpreter changed: pip runs if the requirements did"
+		}
 	}
-	add("python", "venv + requirements", pyAction, fmt.Sprintf("%d node requirement files, %d packages", len(plan.Nodes), len(plan.Packages)), 0)
+	add("python", "venv + requirements", pyAction, pyDetail, 0)
 	if r.skipModels() {
 		add("models", "all", "present", "skipped (skip_models)", 0)
 	} else {
@@ -101,9 +104,13 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 					continue
 				}
 			}
-			add("models", lm.Name, "download", models.RedactString(lm.Source)+" -> "+target, lm.Size)
-			if lm.Size > 0 {
-				p.DownloadBytes += lm.Size
+			size := lm.Size
+			if size == 0 && cfg.Models != nil {
+				size = cfg.Models.LocalSize(lm.Source)
+			}
+			add("models", lm.Name, "download", models.RedactString(lm.Source)+" -> "+target, size)
+			if size > 0 {
+				p.DownloadBytes += size
 			} else {
 				p.UnknownSizes++
 			}

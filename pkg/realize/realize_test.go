@@ -262,9 +262,29 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	f.realize()
 	p, err = DryRun(context.Background(), f.config(), f.lock)
-	if err != nil || !p.Complete {
-		t.Fatalf("plan after realize: complete=%v err=%v", p != nil && p.Complete, err)
+	if err != nil || !p.Complete || pyItem(p).Action != "present" {
+		t.Fatalf("plan after realize: complete=%v python %+v err=%v", p != nil && p.Complete, pyItem(p), err)
 	}
+	// A node with requirements moves: the plan says pip may run.
+	f.nodes["node-a"].Commit("bump", map[string]string{"requirements.txt": "beta\ngamma\n"})
+	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin", "size": 1000}`, src)))
+	if p, err = DryRun(context.Background(), f.config(), f.lock); err != nil || pyItem(p).Action != "install" {
+		t.Fatalf("plan after node-a moved: python %+v, %v", pyItem(p), err)
+	}
+	if res := f.realize(); !strings.Contains(actions(res), "python=done") {
+		t.Errorf("realize after the plan: %s", actions(res))
+	}
+}
+
+func pyItem(p *Plan) PlanItem {
+	if p != nil {
+		for _, it := range p.Items {
+			if it.Step == "python" {
+				return it
+			}
+		}
+	}
+	return PlanItem{}
 }
 
 // TestRealizeNoticesAGoneBaseInterpreter: a build whose venv points at a

@@ -255,7 +255,7 @@ func (r *run) python(ctx context.Context) (string, error) {
 	}
 	digest = hex.EncodeToString(h.Sum(nil))
 	if digest == r.marker.Python && !venv.Created {
-		return "", nil
+		return "", r.set(func(m *Marker) { m.PythonInputs = pythonInputs(r.lock) })
 	}
 	// A failed install must be retried next run.
 	if err := r.set(func(m *Marker) { m.Python = "" }); err != nil {
@@ -272,6 +272,7 @@ func (r *run) python(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprintf("%d packages with python %s", len(freeze), venv.Interpreter.Version), r.set(func(m *Marker) {
 		m.Python, m.PythonFreeze, m.Interpreter = digest, freeze, venv.Interpreter.Version
+		m.PythonInputs = pythonInputs(r.lock)
 	})
 }
 
