@@ -195,6 +195,10 @@ func (st *Store) Close() error {
 // Dir is the store's directory, Root/models.
 func (st *Store) Dir() string { return st.dir }
 
+// BlobPath is where the store keeps the blob of a sha256 (lowercase hex),
+// whether or not it is there.
+func (st *Store) BlobPath(hexDigest string) string { return st.blobPath(hexDigest) }
+
 func (st *Store) blobPath(hexDigest string) string {
 	return filepath.Join(st.dir, "sha256", hexDigest)
 }

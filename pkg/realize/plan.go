@@ -51,7 +51,7 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, lock: l, marker: m, res: &Result{}}
+	r := &run{cfg: cfg, lock: l, marker: m, res: &Result{}, blobs: map[string]models.Blob{}}
 	p := &Plan{VersionID: l.VersionID, BuildDir: build, ModelsDir: cfg.ModelsDir, Complete: r.upToDate()}
 	add := func(step, item, action, detail string, size int64) {
 		p.Items = append(p.Items, PlanItem{Step: step, Item: item, Action: action, Detail: detail, Size: size})
@@ -88,7 +88,7 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 		add("models", "all", "present", "skipped (skip_models)", 0)
 	} else {
 		for _, lm := range l.Models {
-			target, err := r.modelPath(lm.TargetPath)
+			target, err := r.linkPath(lm.TargetPath)
 			if err != nil {
 				return nil, fmt.Errorf("model %s: %w", lm.Name, err)
 			}

@@ -23,7 +23,6 @@ import (
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/pyenv"
-	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // Trees puts the tree of a commit at dest, fetching it into the shared git
@@ -115,7 +114,7 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	}
 	defer fl.Unlock()
 
-	r := &run{cfg: cfg, lock: l, res: &Result{BuildDir: build}}
+	r := &run{cfg: cfg, lock: l, res: &Result{BuildDir: build}, blobs: map[string]models.Blob{}}
 	if r.marker, err = ReadMarker(build, l.VersionID); err != nil {
 		return nil, err
 	}
@@ -139,9 +138,9 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	// together (downloads overlap git fetches and venv creation), and one
 	// failing does not stop the others, so a re-run redoes only what
 	// failed. The Python install needs the trees and the venv.
-	errs := r.phase(ctx, []step{{name: "core", fn: r.core}, {name: "custom_nodes", fn: r.nodes}, {name: "python", fn: r.venv, quiet: true}, {name: "models", fn: r.modelsIn(spec.ModelsRoot)}})
+	errs := r.phase(ctx, []step{{name: "core", fn: r.core}, {name: "custom_nodes", fn: r.nodes}, {name: "python", fn: r.venv, quiet: true}, {name: "models", fn: r.fetchShared}})
 	if errs[0] == nil && errs[1] == nil && errs[2] == nil {
-		errs = append(errs, r.phase(ctx, []step{{name: "python", fn: r.python}, {name: "models", fn: r.modelsIn(spec.ComfyRoot), quiet: true}})...)
+		errs = append(errs, r.phase(ctx, []step{{name: "python", fn: r.python}, {name: "models", fn: r.placeInBuild, quiet: true}})...)
 	}
 	errs = append(errs, r.phase(ctx, []step{{name: "extra_model_paths", fn: r.extraModelPaths}})...)
 	for _, err := range errs {
@@ -201,6 +200,9 @@ type run struct {
 	marker *Marker
 	// venvReady is the build's venv, made by the venv step.
 	venvReady *pyenv.Venv
+	// blobs are the models the fetch step got, by target, for the link
+	// step after the trees.
+	blobs map[string]models.Blob
 	installer *pyenv.Installer
 }
 
@@ -302,13 +304,18 @@ func (r *run) upToDate() bool {
 		if !ok {
 			return false
 		}
-		p, err := r.modelPath(lm.TargetPath)
+		p, err := r.linkPath(lm.TargetPath)
 		if err != nil {
 			return false
 		}
 		st, ok := statModel(p)
 		if !ok || st.Size != placed.Size || st.ModTime != placed.ModTime {
 			return false
+		}
+		if isShared(lm.TargetPath) {
+			if shared, err := r.sharedPath(lm.TargetPath); err != nil || !exists(shared) {
+				return false
+			}
 		}
 	}
 	return true

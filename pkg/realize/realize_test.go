@@ -11,12 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
+	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 func TestRealizeIncremental(t *testing.T) {
@@ -93,7 +93,7 @@ func TestRealizeIncremental(t *testing.T) {
 	f.setSpec(f.specDoc(modelsJSON + fmt.Sprintf(`, {"source": "%s", "target_path": "$MODELS_DIR/vae/c.bin"}`, f.ms.Path("c.bin"))))
 	before := len(f.ms.Requests("/a.safetensors")) + len(f.ms.Requests("/b.bin"))
 	res = f.realize()
-	if got := actions(res); got != "core=kept custom_nodes=kept models=done python=kept extra_model_paths=kept" {
+	if got := actions(res); got != "core=kept custom_nodes=kept models=done python=kept models=done extra_model_paths=kept" {
 		t.Errorf("added model: %s", got)
 	}
 	if after := len(f.ms.Requests("/a.safetensors")) + len(f.ms.Requests("/b.bin")); after != before || len(f.ms.Requests("/c.bin")) != 1 {
@@ -310,15 +310,18 @@ func TestRealizeNoticesAGoneBaseInterpreter(t *testing.T) {
 	}
 }
 
-// TestRealizeWarnsWhenReplacingAnotherFile: placing a model over a file
-// at the same shared path that is not its cached copy (another version's
-// model there, or a hand-placed file) says so.
-func TestRealizeWarnsWhenReplacingAnotherFile(t *testing.T) {
+// TestSharedModelPathConflicts: a file already at a model's shared path
+// that this version did not put there (a hand-placed file, another
+// version's model) is left alone with a warning, and the build runs with
+// its own link; two versions wanting different files at one path each get
+// theirs, and neither undoes the other.
+func TestSharedModelPathConflicts(t *testing.T) {
 	f := newFixture(t)
 	f.addModel("m.bin", 1000)
-	target := filepath.Join(f.models, "loras", "m.bin")
-	os.MkdirAll(filepath.Dir(target), 0o755)
-	os.WriteFile(target, []byte("someone else's file"), 0o644)
+	f.addModel("other.bin", 700)
+	shared := filepath.Join(f.models, "loras", "m.bin")
+	os.MkdirAll(filepath.Dir(shared), 0o755)
+	os.WriteFile(shared, []byte("someone else's file"), 0o644)
 	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("m.bin"))))
 	var logs bytes.Buffer
 	cfg := f.config()
@@ -326,16 +329,46 @@ func TestRealizeWarnsWhenReplacingAnotherFile(t *testing.T) {
 	if _, err := Realize(context.Background(), cfg, f.lock); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "not this model's cached copy") || !strings.Contains(logs.String(), `"old_size":19`) {
-		t.Errorf("no warning about the replaced file:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "holds another file at this path") {
+		t.Errorf("no warning about the file in the way:\n%s", logs.String())
 	}
-	// Placing it again over its own cached copy says nothing.
-	logs.Reset()
-	os.Chtimes(target, time.Now(), time.Now()) // stat data changed: placed again
-	if _, err := Realize(context.Background(), cfg, f.lock); err != nil {
+	if b, _ := os.ReadFile(shared); string(b) != "someone else's file" {
+		t.Error("the hand-placed file was replaced")
+	}
+	link := filepath.Join(f.build, "models", "loras", "m.bin")
+	if b, _ := os.ReadFile(link); !bytes.Equal(b, f.modelData["m.bin"]) {
+		t.Fatal("the build's own link does not hold the model")
+	}
+	if res := f.realize(); !res.NoOp {
+		t.Errorf("second realize: %s", actions(res))
+	}
+
+	// Version w wants other.bin at the same path: each build has its own.
+	os.Remove(shared)
+	f.realize() // v now owns the shared path
+	w := *f
+	w.build = filepath.Join(f.volume, "builds", "comfy-w")
+	cfgW := w.config()
+	s2, _ := spec.Decode([]byte(strings.Replace(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("other.bin"))), `"version_id": "v"`, `"version_id": "w"`, 1)), "")
+	lw, _, err := lock.Resolve(context.Background(), s2, nil, nil, lock.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(logs.String(), "not this model's cached copy") {
-		t.Errorf("warned about the model's own copy:\n%s", logs.String())
+	if _, err := Realize(context.Background(), cfgW, lw); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.build, "models", "loras", "m.bin")); !bytes.Equal(b, f.modelData["other.bin"]) {
+		t.Error("w's build does not hold w's model")
+	}
+	if b, _ := os.ReadFile(shared); !bytes.Equal(b, f.modelData["m.bin"]) {
+		t.Error("w replaced v's model at the shared path")
+	}
+	for _, build := range []struct {
+		cfg Config
+		l   *lock.Lock
+	}{{f.config(), f.lock}, {cfgW, lw}} {
+		if res, err := Realize(context.Background(), build.cfg, build.l); err != nil || !res.NoOp {
+			t.Errorf("%s after both: %v %s", build.l.VersionID, err, actions(res))
+		}
 	}
 }

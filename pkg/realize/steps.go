@@ -13,9 +13,7 @@ import (
 	"sync"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
-	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/pyenv"
-	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // protected are the build's own entries that a core export never
@@ -274,120 +272,6 @@ func (r *run) python(ctx context.Context) (string, error) {
 		m.Python, m.PythonFreeze, m.Interpreter = digest, freeze, venv.Interpreter.Version
 		m.PythonInputs = pythonInputs(r.lock)
 	})
-}
-
-// modelPath maps a lock target to a file: $MODELS_DIR/... under the
-// models directory, $COMFY_HOME/... inside the build.
-func (r *run) modelPath(target string) (string, error) {
-	t, err := spec.ParseTarget(target)
-	if err != nil {
-		return "", err
-	}
-	if t.Root == spec.ComfyRoot {
-		return r.path(filepath.FromSlash(t.Rel)), nil
-	}
-	if r.cfg.ModelsDir == "" {
-		return "", errors.New("no models directory: set MODELS_DIR or --models-dir")
-	}
-	return filepath.Join(r.cfg.ModelsDir, filepath.FromSlash(t.Rel)), nil
-}
-
-// modelsIn returns the step placing the models whose target is under
-// root. Models in the shared models directory are fetched alongside the
-// trees; models inside the build ($COMFY_HOME, e.g. in a node's folder)
-// after them, as exporting a node replaces its folder.
-func (r *run) modelsIn(root spec.Root) func(context.Context) (string, error) {
-	return func(ctx context.Context) (string, error) { return r.models(ctx, root) }
-}
-
-// models downloads what is missing into the content-addressed store (in
-// parallel, each blob once across processes) and links every model under
-// root into place. Digests learned on first download go into the lock.
-func (r *run) models(ctx context.Context, root spec.Root) (string, error) {
-	if r.skipModels() || len(r.lock.Models) == 0 {
-		return "", nil
-	}
-	var reqs []models.Request
-	var todo []int
-	for i, lm := range r.lock.Models {
-		if t, err := spec.ParseTarget(lm.TargetPath); err == nil && t.Root != root {
-			continue
-		}
-		p, err := r.modelPath(lm.TargetPath)
-		if err != nil {
-			return "", fmt.Errorf("model %s: %w", lm.Name, err)
-		}
-		if placed, ok := r.marker.Models[lm.TargetPath]; ok && (lm.SHA256 == "" || placed.SHA256 == lm.SHA256) {
-			if st, ok := statModel(p); ok && st.Size == placed.Size && st.ModTime == placed.ModTime {
-				continue
-			}
-		}
-		alts := []string{}
-		if len(lm.Sources) > 1 {
-			alts = lm.Sources[1:]
-		}
-		reqs = append(reqs, models.Request{Item: lm.Name, Source: lm.Source, Alternatives: alts, SHA256: lm.SHA256, Size: lm.Size})
-		todo = append(todo, i)
-	}
-	if len(todo) == 0 {
-		return "", nil
-	}
-	if r.cfg.Models == nil {
-		return "", errors.New("no model store configured")
-	}
-	blobs, err := r.cfg.Models.FetchAll(ctx, reqs, r.cfg.Jobs)
-	if err != nil {
-		return "", err
-	}
-	learned := false
-	downloaded := 0
-	r.mu.Lock() // the lock's models are shared by both model steps
-	defer r.mu.Unlock()
-	for k, i := range todo {
-		lm, b := r.lock.Models[i], blobs[k]
-		p, _ := r.modelPath(lm.TargetPath)
-		r.warnReplacing(lm.Name, p, b)
-		if err := models.Place(b, p); err != nil {
-			return "", fmt.Errorf("model %s: %w", lm.Name, err)
-		}
-		st, ok := statModel(p)
-		if !ok {
-			return "", fmt.Errorf("model %s: %s is not a file after placing it", lm.Name, p)
-		}
-		st.SHA256 = b.SHA256
-		r.marker.Models[lm.TargetPath] = st
-		if r.lock.RecordModel(lm.TargetPath, b.SHA256, b.Size) {
-			learned = true
-		}
-		if b.Downloaded {
-			downloaded++
-		}
-	}
-	if learned && r.cfg.SaveLock != nil {
-		if err := r.cfg.SaveLock(r.lock); err != nil {
-			return "", fmt.Errorf("record model digests in the lock: %w", err)
-		}
-	}
-	if err := r.marker.write(r.cfg.BuildDir); err != nil {
-		return "", fmt.Errorf("realize: write marker: %w", err)
-	}
-	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
-}
-
-// warnReplacing says when placing b at p replaces a file with other
-// content: in the shared models directory that is another version's model
-// at the same path (the two versions will keep replacing each other's) or
-// a file put there by hand.
-func (r *run) warnReplacing(name, p string, b models.Blob) {
-	old, err := os.Stat(p)
-	if err != nil || !old.Mode().IsRegular() {
-		return
-	}
-	if bfi, err := os.Stat(b.Path); err == nil && os.SameFile(old, bfi) {
-		return
-	}
-	r.cfg.Logger.Warn().Str("model", name).Str("path", p).Int64("old_size", old.Size()).Int64("new_size", b.Size).
-		Msg("replacing a file that is not this model's cached copy: another version at the same path, or a file placed by hand; versions that need different files at one path replace each other's, so give them different target paths")
 }
 
 func (r *run) extraModelPaths(ctx context.Context) (string, error) {

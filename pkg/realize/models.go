@@ -1,0 +1,273 @@
+package realize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/runpod-comfy/worker/pkg/lock"
+	"github.com/runpod-comfy/worker/pkg/models"
+	"github.com/runpod-comfy/worker/pkg/spec"
+)
+
+// Where a model lives. A model whose target is in the shared models
+// directory ($MODELS_DIR/...) is placed there for everyone, and also
+// linked into the build's own models/ folder, which ComfyUI searches
+// first: two versions that want different files at one shared path then
+// each run with their own (the shared path keeps the first one placed),
+// and custom nodes that look only under ComfyUI's models folder find it.
+// A model targeted inside the build ($COMFY_HOME/...) lives only there.
+
+// sharedPath is where a target goes: under the models directory for
+// $MODELS_DIR/..., inside the build for $COMFY_HOME/....
+func (r *run) sharedPath(target string) (string, error) {
+	t, err := spec.ParseTarget(target)
+	if err != nil {
+		return "", err
+	}
+	if t.Root == spec.ComfyRoot {
+		return r.path(filepath.FromSlash(t.Rel)), nil
+	}
+	if r.cfg.ModelsDir == "" {
+		return "", errors.New("no models directory: set MODELS_DIR or --models-dir")
+	}
+	return filepath.Join(r.cfg.ModelsDir, filepath.FromSlash(t.Rel)), nil
+}
+
+// linkPath is the file ComfyUI of this build opens for a target: the
+// build's own link for $MODELS_DIR/..., the file itself otherwise. The
+// marker records its stat data.
+func (r *run) linkPath(target string) (string, error) {
+	t, err := spec.ParseTarget(target)
+	if err != nil {
+		return "", err
+	}
+	if t.Root == spec.ComfyRoot {
+		return r.path(filepath.FromSlash(t.Rel)), nil
+	}
+	return r.path("models", filepath.FromSlash(t.Rel)), nil
+}
+
+func isShared(target string) bool {
+	t, err := spec.ParseTarget(target)
+	return err == nil && t.Root == spec.ModelsRoot
+}
+
+// fetchShared is the step beside the trees: it downloads what is missing
+// into the content-addressed store (in parallel, each blob once across
+// processes) and places the models of the shared models directory.
+// Digests learned on first download go into the lock.
+func (r *run) fetchShared(ctx context.Context) (string, error) {
+	if r.skipModels() {
+		return "", nil
+	}
+	var reqs []models.Request
+	var todo []int
+	for i, lm := range r.lock.Models {
+		if !isShared(lm.TargetPath) {
+			continue
+		}
+		shared, err := r.sharedPath(lm.TargetPath)
+		if err != nil {
+			return "", fmt.Errorf("model %s: %w", lm.Name, err)
+		}
+		// Placed before and still in the store: the link step below
+		// (after the core, which replaces models/) needs no fetch.
+		if placed, ok := r.marker.Models[lm.TargetPath]; ok && placed.SHA256 != "" && (lm.SHA256 == "" || placed.SHA256 == lm.SHA256) &&
+			exists(shared) && r.cfg.Models != nil && exists(r.cfg.Models.BlobPath(placed.SHA256)) {
+			continue
+		}
+		reqs = append(reqs, request(lm))
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return "", nil
+	}
+	blobs, err := r.fetch(ctx, reqs)
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	downloaded := 0
+	for k, i := range todo {
+		lm, b := r.lock.Models[i], blobs[k]
+		shared, _ := r.sharedPath(lm.TargetPath)
+		if err := r.placeShared(lm, b, shared); err != nil {
+			return "", err
+		}
+		r.blobs[lm.TargetPath] = b
+		if b.Downloaded {
+			downloaded++
+		}
+	}
+	if err := r.learn(todo, blobs); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
+}
+
+// placeShared puts b at its shared path unless another file is there that
+// this version did not put there: another version's model at the same
+// path, or a file placed by hand. That file is left alone (this build has
+// its own link) and the conflict is logged.
+func (r *run) placeShared(lm lock.Model, b models.Blob, shared string) error {
+	old, err := os.Stat(shared)
+	if err == nil && old.Mode().IsRegular() && !sameFile(old, b.Path) {
+		prev, ok := r.marker.Models[lm.TargetPath]
+		if !ok || prev.SHA256 == "" || !sameFile(old, r.cfg.Models.BlobPath(prev.SHA256)) {
+			ev := r.cfg.Logger.Debug()
+			if old.Size() != b.Size {
+				ev = r.cfg.Logger.Warn()
+			}
+			ev.Str("model", lm.Name).Str("path", shared).Int64("size_there", old.Size()).Int64("size", b.Size).
+				Msg("the shared models directory holds another file at this path (another version's, or placed by hand); it is left as it is, and this build uses its own copy")
+			return nil
+		}
+	}
+	if err := models.Place(b, shared); err != nil {
+		return fmt.Errorf("model %s: %w", lm.Name, err)
+	}
+	return nil
+}
+
+func sameFile(fi os.FileInfo, path string) bool {
+	other, err := os.Stat(path)
+	return err == nil && os.SameFile(fi, other)
+}
+
+// placeInBuild is the step after the trees: it links the shared models
+// into the build's models/ folder and places the models targeted inside
+// the build (fetching those), recording what it placed in the marker.
+func (r *run) placeInBuild(ctx context.Context) (string, error) {
+	if r.skipModels() {
+		return "", nil
+	}
+	var reqs []models.Request
+	var todo []int
+	linked := 0
+	for i, lm := range r.lock.Models {
+		link, err := r.linkPath(lm.TargetPath)
+		if err != nil {
+			return "", fmt.Errorf("model %s: %w", lm.Name, err)
+		}
+		if placed, ok := r.marker.Models[lm.TargetPath]; ok && (lm.SHA256 == "" || placed.SHA256 == lm.SHA256) {
+			if st, ok := statModel(link); ok && st.Size == placed.Size && st.ModTime == placed.ModTime {
+				continue
+			}
+		}
+		if isShared(lm.TargetPath) {
+			if b, ok := r.storedBlob(lm); ok {
+				if err := r.record(lm, b, link); err != nil {
+					return "", err
+				}
+				linked++
+				continue
+			}
+		}
+		reqs = append(reqs, request(lm))
+		todo = append(todo, i)
+	}
+	detail := ""
+	if linked > 0 {
+		detail = fmt.Sprintf("%d linked", linked)
+	}
+	if len(todo) > 0 {
+		blobs, err := r.fetch(ctx, reqs)
+		if err != nil {
+			return "", err
+		}
+		for k, i := range todo {
+			lm := r.lock.Models[i]
+			link, _ := r.linkPath(lm.TargetPath)
+			if err := r.record(lm, blobs[k], link); err != nil {
+				return "", err
+			}
+		}
+		r.mu.Lock()
+		err = r.learn(todo, blobs)
+		r.mu.Unlock()
+		if err != nil {
+			return "", err
+		}
+		detail = fmt.Sprintf("%d placed", len(todo)+linked)
+	}
+	if detail == "" {
+		return "", nil
+	}
+	return detail, r.set(func(*Marker) {})
+}
+
+// storedBlob is lm's blob as the fetch step left it, or as the store holds
+// it by digest.
+func (r *run) storedBlob(lm lock.Model) (models.Blob, bool) {
+	r.mu.Lock()
+	b, ok := r.blobs[lm.TargetPath]
+	placed, had := r.marker.Models[lm.TargetPath]
+	r.mu.Unlock()
+	if ok {
+		return b, true
+	}
+	digest := lm.SHA256
+	if digest == "" && had {
+		digest = placed.SHA256
+	}
+	if digest == "" || r.cfg.Models == nil {
+		return models.Blob{}, false
+	}
+	p := r.cfg.Models.BlobPath(digest)
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return models.Blob{}, false
+	}
+	return models.Blob{Path: p, SHA256: digest, Size: fi.Size()}, true
+}
+
+// record places b at link and notes it in the marker.
+func (r *run) record(lm lock.Model, b models.Blob, link string) error {
+	if err := models.Place(b, link); err != nil {
+		return fmt.Errorf("model %s: %w", lm.Name, err)
+	}
+	st, ok := statModel(link)
+	if !ok {
+		return fmt.Errorf("model %s: %s is not a file after placing it", lm.Name, link)
+	}
+	st.SHA256 = b.SHA256
+	r.mu.Lock()
+	r.marker.Models[lm.TargetPath] = st
+	r.mu.Unlock()
+	return nil
+}
+
+func request(lm lock.Model) models.Request {
+	var alts []string
+	if len(lm.Sources) > 1 {
+		alts = lm.Sources[1:]
+	}
+	return models.Request{Item: lm.Name, Source: lm.Source, Alternatives: alts, SHA256: lm.SHA256, Size: lm.Size}
+}
+
+func (r *run) fetch(ctx context.Context, reqs []models.Request) ([]models.Blob, error) {
+	if r.cfg.Models == nil {
+		return nil, errors.New("no model store configured")
+	}
+	return r.cfg.Models.FetchAll(ctx, reqs, r.cfg.Jobs)
+}
+
+// learn records in the lock the digests of models fetched without one.
+func (r *run) learn(todo []int, blobs []models.Blob) error {
+	learned := false
+	for k, i := range todo {
+		if r.lock.RecordModel(r.lock.Models[i].TargetPath, blobs[k].SHA256, blobs[k].Size) {
+			learned = true
+		}
+	}
+	if learned && r.cfg.SaveLock != nil {
+		if err := r.cfg.SaveLock(r.lock); err != nil {
+			return fmt.Errorf("record model digests in the lock: %w", err)
+		}
+	}
+	return nil
+}
