@@ -202,7 +202,7 @@ type run struct {
 	venvReady *pyenv.Venv
 	// blobs are the models the fetch step got, by target, for the link
 	// step after the trees.
-	blobs map[string]models.Blob
+	blobs     map[string]models.Blob
 	installer *pyenv.Installer
 }
 
