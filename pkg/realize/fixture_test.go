@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/runpod-comfy/worker/internal/gittest"
@@ -72,7 +73,7 @@ type fixture struct {
 	modelData                  map[string][]byte
 	store                      *models.Store
 	lock                       *lock.Lock
-	saved                      int
+	saved                      atomic.Int32
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -153,7 +154,7 @@ func (f *fixture) config() Config {
 	return Config{
 		BuildDir: f.build, ModelsDir: f.models, Jobs: 4, Trees: f.trees, Models: f.store,
 		Python:   pyenv.Config{WheelsDir: f.wheels, Offline: true, UV: pyenv.UVNever, Env: pyenvtest.IsolatedEnv()},
-		SaveLock: func(*lock.Lock) error { f.saved++; return nil },
+		SaveLock: func(*lock.Lock) error { f.saved.Add(1); return nil },
 	}
 }
 

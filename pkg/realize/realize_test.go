@@ -49,8 +49,8 @@ func TestRealizeIncremental(t *testing.T) {
 	if out := pythonIn(t, f.build, "import alpha, beta, gamma; print('ok')"); out != "ok" {
 		t.Fatal(out)
 	}
-	if f.saved == 0 || f.lock.Model("$MODELS_DIR/odd_folder/b.bin").SHA256 == "" || f.lock.Model("$COMFY_HOME/custom_nodes/node-a/ckpt/b.bin").SHA256 == "" {
-		t.Errorf("the digest of an unchecksummed model was not recorded in the lock (saves=%d)", f.saved)
+	if f.saved.Load() == 0 || f.lock.Model("$MODELS_DIR/odd_folder/b.bin").SHA256 == "" || f.lock.Model("$COMFY_HOME/custom_nodes/node-a/ckpt/b.bin").SHA256 == "" {
+		t.Errorf("the digest of an unchecksummed model was not recorded in the lock (saves=%d)", f.saved.Load())
 	}
 	m, _ := ReadMarker(f.build, "v")
 	if !m.Complete || len(m.PythonFreeze) < 3 {
@@ -346,9 +346,9 @@ func TestSharedModelPathConflicts(t *testing.T) {
 	// Version w wants other.bin at the same path: each build has its own.
 	os.Remove(shared)
 	f.realize() // v now owns the shared path
-	w := *f
-	w.build = filepath.Join(f.volume, "builds", "comfy-w")
-	cfgW := w.config()
+	wBuild := filepath.Join(f.volume, "builds", "comfy-w")
+	cfgW := f.config()
+	cfgW.BuildDir = wBuild
 	s2, _ := spec.Decode([]byte(strings.Replace(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("other.bin"))), `"version_id": "v"`, `"version_id": "w"`, 1)), "")
 	lw, _, err := lock.Resolve(context.Background(), s2, nil, nil, lock.Options{})
 	if err != nil {
@@ -357,7 +357,7 @@ func TestSharedModelPathConflicts(t *testing.T) {
 	if _, err := Realize(context.Background(), cfgW, lw); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(w.build, "models", "loras", "m.bin")); !bytes.Equal(b, f.modelData["other.bin"]) {
+	if b, _ := os.ReadFile(filepath.Join(wBuild, "models", "loras", "m.bin")); !bytes.Equal(b, f.modelData["other.bin"]) {
 		t.Error("w's build does not hold w's model")
 	}
 	if b, _ := os.ReadFile(shared); !bytes.Equal(b, f.modelData["m.bin"]) {
