@@ -16,6 +16,7 @@ import (
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/comfy"
 	"github.com/runpod-comfy/worker/pkg/job"
+	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/realize"
 	"github.com/runpod-comfy/worker/pkg/runpod"
@@ -56,6 +57,23 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return usageErr(err)
 	}
+	// Which mode, as the SDK decides it; the modes that run on RunPod wait
+	// for the network volume before anything reads from it (a GCS key
+	// file, versions, the cache).
+	mode := modeJobLoop
+	switch {
+	case f.serveAPI:
+		mode = modeLocalAPI
+	case rp.RealtimePort != 0:
+		mode = modeRealtime
+	case rp.Local() || cmd.Flags().Changed("test_input"):
+		mode = modeOneJob
+	}
+	if mode == modeJobLoop || mode == modeRealtime {
+		if err := a.waitForVolume(ctx); err != nil {
+			return err
+		}
+	}
 	h, err := a.jobHandlerWith(func(ctx context.Context, id string, p progress.Func) (*job.Build, error) {
 		return a.prepare(ctx, id, p, realizeFlags{jobs: 4})
 	})
@@ -73,11 +91,11 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		a.log.Warn().Int("rp_api_concurrency", f.apiConcurrency).Int("realtime_concurrency", rp.RealtimeConcurrency).
 			Msg("jobs run one at a time on this worker's ComfyUI; --rp_api_concurrency and RUNPOD_REALTIME_CONCURRENCY are ignored")
 	}
-	switch {
-	case f.serveAPI:
+	switch mode {
+	case modeLocalAPI:
 		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", f.apiHost, f.apiPort)).Msg("serving the local RunPod API")
 		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, f.apiHost, f.apiPort)
-	case rp.RealtimePort != 0:
+	case modeRealtime:
 		// All interfaces, as the SDK does; --rp_api_host narrows it.
 		host := "0.0.0.0"
 		if cmd.Flags().Changed("rp_api_host") {
@@ -85,16 +103,13 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		}
 		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", host, rp.RealtimePort)).Msg("RUNPOD_REALTIME_PORT is set: serving the RunPod API")
 		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, host, rp.RealtimePort)
-	case rp.Local() || cmd.Flags().Changed("test_input"):
+	case modeOneJob:
 		code := runpod.RunLocal(ctx, handler, runpod.LocalOptions{TestInput: f.testInput, Out: a.stdout, Config: rp}, opts...)
 		if code != runpod.ExitOK {
 			return silentFailure{}
 		}
 		return nil
 	default:
-		if err := a.waitForVolume(ctx); err != nil {
-			return err
-		}
 		w, err := runpod.NewWorker(rp, handler, opts...)
 		if err != nil {
 			return usageErr(err)
@@ -104,6 +119,14 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		return w.Run(ctx)
 	}
 }
+
+// The ways `worker` without a subcommand runs.
+const (
+	modeJobLoop = iota
+	modeLocalAPI
+	modeRealtime
+	modeOneJob
+)
 
 // waitForVolume holds a serverless worker until its network volume is
 // mounted (RUNPOD_VOLUME_WAIT seconds, default 60; 0 disables).
@@ -205,13 +228,18 @@ func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	fetch, err := a.urlFetcher(gc)
+	var gcs job.Deliverer
+	var creds *output.Credentials
+	if gc.configured(a.getenv) {
+		d, err := a.newGCSDeliverer(context.Background(), gc)
+		if err != nil {
+			return nil, err
+		}
+		gcs, creds = d, d.creds
+	}
+	fetch, err := a.urlFetcher(creds)
 	if err != nil {
 		return nil, err
-	}
-	var gcs job.Deliverer
-	if gc.configured(a.getenv) {
-		gcs = &gcsDeliverer{a: a, cfg: gc}
 	}
 	var autoThreshold int64
 	if v := a.getenv("OUTPUT_AUTO_THRESHOLD"); v != "" {

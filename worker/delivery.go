@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -44,31 +43,50 @@ func (c gcsConfig) configured(getenv func(string) string) bool {
 	return c.Bucket != "" || c.Credentials.File != "" || c.Credentials.Value != "" || getenv("STORAGE_EMULATOR_HOST") != ""
 }
 
-// gcsDeliverer uploads a job's outputs to GCS. The client is made on the
-// first upload: credentials are looked up only when a job asks for GCS.
+// what names the settings that made GCS configured, for messages.
+func (c gcsConfig) what() string {
+	var set []string
+	if c.Bucket != "" {
+		set = append(set, "GCS_BUCKET")
+	}
+	if c.Credentials.File != "" {
+		set = append(set, "GOOGLE_APPLICATION_CREDENTIALS")
+	}
+	if c.Credentials.Value != "" {
+		set = append(set, "a key secret")
+	}
+	if len(set) == 0 {
+		set = append(set, "STORAGE_EMULATOR_HOST")
+	}
+	return strings.Join(set, ", ")
+}
+
+// gcsDeliverer uploads a job's outputs to GCS.
 type gcsDeliverer struct {
-	a    *app
-	cfg  gcsConfig
-	once sync.Once
-	gcs  *output.GCS
-	err  error
+	a     *app
+	gcs   *output.GCS
+	creds *output.Credentials
+}
+
+// newGCSDeliverer loads the credentials and makes the client when the
+// worker starts (after its volume is mounted), so a key that cannot be used
+// stops it with what to do rather than failing every GCS job later.
+func (a *app) newGCSDeliverer(ctx context.Context, cfg gcsConfig) (*gcsDeliverer, error) {
+	creds, err := output.LoadCredentials(cfg.Credentials)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("GCS is configured (%s) but unusable: %w", cfg.what(), err))
+	}
+	g, err := output.NewGCS(ctx, output.GCSConfig{
+		Bucket: cfg.Bucket, Prefix: cfg.Prefix, SignedURLTTL: cfg.SignedURLTTL, Public: cfg.Public,
+		Credentials: creds, Logger: a.log,
+	})
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("GCS is configured (%s) but unusable: %w", cfg.what(), err))
+	}
+	return &gcsDeliverer{a: a, gcs: g, creds: creds}, nil
 }
 
 func (d *gcsDeliverer) Deliver(ctx context.Context, jobID string, in *job.Input, files []output.Local) ([]output.File, error) {
-	d.once.Do(func() {
-		creds, err := output.LoadCredentials(d.cfg.Credentials)
-		if err != nil {
-			d.err = err
-			return
-		}
-		d.gcs, d.err = output.NewGCS(context.WithoutCancel(ctx), output.GCSConfig{
-			Bucket: d.cfg.Bucket, Prefix: d.cfg.Prefix, SignedURLTTL: d.cfg.SignedURLTTL, Public: d.cfg.Public,
-			Credentials: creds, Logger: d.a.log,
-		})
-	})
-	if d.err != nil {
-		return nil, fmt.Errorf("GCS is not usable: %w", d.err)
-	}
 	return d.gcs.Upload(ctx, output.UploadRequest{
 		Bucket: in.GCSBucket, Prefix: in.GCSPrefix, JobID: jobID, Files: files,
 		Warn: func(msg string) { d.a.log.Warn().Str("job_id", jobID).Msg(msg) },
@@ -78,7 +96,7 @@ func (d *gcsDeliverer) Deliver(ctx context.Context, jobID string, in *job.Input,
 // urlFetcher builds the fetcher for URL inputs (images, workflow_url):
 // loopback, private, link-local and metadata addresses are refused unless
 // the operator allows them.
-func (a *app) urlFetcher(gc gcsConfig) (job.Fetcher, error) {
+func (a *app) urlFetcher(creds *output.Credentials) (job.Fetcher, error) {
 	maxBytes := int64(0)
 	if v := a.getenv("COMFY_URL_MAX_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -96,22 +114,23 @@ func (a *app) urlFetcher(gc gcsConfig) (job.Fetcher, error) {
 		AllowHTTP:     truthy(a.getenv("COMFY_URL_ALLOW_HTTP")),
 		AllowLoopback: truthy(a.getenv("COMFY_URL_ALLOW_LOOPBACK")),
 		AllowPrivate:  truthy(a.getenv("COMFY_URL_ALLOW_PRIVATE")),
-		AllowedHosts:  strings.FieldsFunc(a.getenv("COMFY_URL_ALLOWED_HOSTS"), func(r rune) bool { return r == ',' || r == ' ' }),
-		GCSBuckets:    strings.FieldsFunc(a.getenv("COMFY_URL_GCS_BUCKETS"), func(r rune) bool { return r == ',' || r == ' ' }),
+		// Link-local and metadata services (169.254.169.254 and friends)
+		// hand out the machine's credentials: each needs its own setting.
+		AllowLinkLocal: truthy(a.getenv("COMFY_URL_ALLOW_LINK_LOCAL")),
+		AllowMetadata:  truthy(a.getenv("COMFY_URL_ALLOW_METADATA")),
+		AllowedHosts:   strings.FieldsFunc(a.getenv("COMFY_URL_ALLOWED_HOSTS"), func(r rune) bool { return r == ',' || r == ' ' }),
+		GCSBuckets:     strings.FieldsFunc(a.getenv("COMFY_URL_GCS_BUCKETS"), func(r rune) bool { return r == ',' || r == ' ' }),
 		Hints: map[urlfetch.Class]string{
-			urlfetch.ClassLoopback: "set COMFY_URL_ALLOW_LOOPBACK=1 on the worker to allow it",
-			urlfetch.ClassPrivate:  "set COMFY_URL_ALLOW_PRIVATE=1 on the worker to allow it",
+			urlfetch.ClassLoopback:  "set COMFY_URL_ALLOW_LOOPBACK=1 on the worker to allow it",
+			urlfetch.ClassPrivate:   "set COMFY_URL_ALLOW_PRIVATE=1 on the worker to allow it, or list the host in COMFY_URL_ALLOWED_HOSTS",
+			urlfetch.ClassLinkLocal: "set COMFY_URL_ALLOW_LINK_LOCAL=1 on the worker to allow it, or list the host in COMFY_URL_ALLOWED_HOSTS",
+			urlfetch.ClassMetadata:  "cloud metadata services hand out the machine's credentials; COMFY_URL_ALLOW_METADATA=1 on the worker allows them",
 		},
 		Logger: a.log,
 	}
-	// gs:// inputs need a client; make one only when credentials were
-	// given explicitly, so a worker with just GCS_BUCKET (credentials found
-	// later, for outputs) still starts.
-	if gc.Credentials.File != "" || gc.Credentials.Value != "" || a.getenv("STORAGE_EMULATOR_HOST") != "" {
-		creds, err := output.LoadCredentials(gc.Credentials)
-		if err != nil {
-			return nil, err
-		}
+	// gs:// inputs need a client: made from the GCS credentials when the
+	// worker has them (creds is nil when no GCS setting is given).
+	if creds != nil {
 		client, err := storage.NewClient(context.Background(), creds.ClientOptions()...)
 		if err != nil {
 			return nil, fmt.Errorf("GCS client for gs:// inputs: %w", err)

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
 
 func TestLogLevelChoice(t *testing.T) {
@@ -86,6 +90,7 @@ func TestRealtimePortServesTheAPI(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	e.vars["RUNPOD_REALTIME_PORT"] = fmt.Sprint(port)
+	e.vars["RUNPOD_VOLUME_WAIT"] = "0"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -136,6 +141,88 @@ func TestJobTimeoutEnv(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%v: %v, %v; want %v", tc.env, got, err, tc.want)
+		}
+	}
+}
+
+// TestJobLoopWaitsForTheVolumeBeforeReadingIt: a GCS key file on a
+// network volume that is mounted after the container starts is read only
+// once the volume is there: the worker waits, then takes jobs.
+func TestJobLoopWaitsForTheVolumeBeforeReadingIt(t *testing.T) {
+	e := newTestEnv(t)
+	rp := runpodtest.New(runpodtest.Options{})
+	t.Cleanup(rp.Close)
+	for k, v := range rp.Env() {
+		e.vars[k] = v
+	}
+	vol := filepath.Join(e.dir, "runpod-volume")
+	key := filepath.Join(vol, "keys", "gcs.json")
+	e.vars["RUNPOD_VOLUME_ROOT"] = vol
+	e.vars["RUNPOD_VOLUME_WAIT"] = "20"
+	e.vars["GOOGLE_APPLICATION_CREDENTIALS"] = key
+	e.vars["GCS_BUCKET"] = "outputs"
+	e.vars["COMFY_SCRATCH_DIR"] = filepath.Join(e.dir, "scratch")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errb syncBuf
+	go func() { done <- run(ctx, nil, strings.NewReader(""), &bytes.Buffer{}, &errb, e.getenv) }()
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case code := <-done:
+		t.Fatalf("the worker exited (%d) before its volume was mounted:\n%s", code, errb.String())
+	default:
+	}
+	os.MkdirAll(filepath.Dir(key), 0o755)
+	os.WriteFile(key, []byte(`{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}`), 0o600)
+	wctx, wcancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer wcancel()
+	if err := rp.Wait(wctx, func() bool { return len(rp.Takes()) > 0 }); err != nil {
+		t.Fatalf("no job take after the volume appeared: %v\n%s", err, errb.String())
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d after SIGTERM:\n%s", code, errb.String())
+	}
+}
+
+// TestUnusableGCSStopsTheWorker: GCS settings whose key cannot be used stop
+// the worker at start, naming the setting and what to do, never the key.
+func TestUnusableGCSStopsTheWorker(t *testing.T) {
+	e := newTestEnv(t)
+	e.vars["GCS_BUCKET"] = "outputs"
+	e.vars["GCS_CREDENTIALS_JSON"] = `{"type": "service_account", "client_email": "x@y", "private_key": "SECRETKEYTEXT"}`
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--test_input", `{"input": {}}`}, strings.NewReader(""), &out, &errb, e.getenv)
+	if code != exitUsage || !strings.Contains(errb.String(), "GCS is configured (GCS_BUCKET, a key secret) but unusable") ||
+		!strings.Contains(errb.String(), "private_key") || strings.Contains(errb.String(), "SECRETKEYTEXT") {
+		t.Errorf("exit %d\n%s", code, errb.String())
+	}
+}
+
+// TestURLInputRefusalsNameTheSetting: a refused address class says which
+// worker setting allows it.
+func TestURLInputRefusalsNameTheSetting(t *testing.T) {
+	a := &app{getenv: func(string) string { return "" }}
+	fetch, err := a.urlFetcher(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]string{
+		"https://127.0.0.1/x":       "COMFY_URL_ALLOW_LOOPBACK",
+		"https://10.1.2.3/x":        "COMFY_URL_ALLOW_PRIVATE",
+		"https://169.254.10.10/x":   "COMFY_URL_ALLOW_LINK_LOCAL",
+		"https://169.254.169.254/x": "COMFY_URL_ALLOW_METADATA",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rc, err := fetch(ctx, url)
+		cancel()
+		if err == nil {
+			rc.Close()
+			t.Errorf("%s was fetched", url)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v (want it to name %s)", url, err, want)
 		}
 	}
 }
