@@ -435,3 +435,43 @@ func TestCallSyncAbandoned(t *testing.T) {
 		t.Errorf("%d cancel requests without a job id", n)
 	}
 }
+
+// TestCallSendsRequestOptions: policy (lowPriority included) and s3Config
+// reach the endpoint API on /run (the SDK, or a direct post for what the
+// SDK cannot send) and on /runsync.
+func TestCallSendsRequestOptions(t *testing.T) {
+	s3 := &S3Config{AccessID: "a", AccessSecret: "s", BucketName: "b", EndpointURL: "https://s3.example"}
+	for _, tc := range []struct {
+		name string
+		sync bool
+		req  Request
+		want string
+	}{
+		{"run via the SDK", false, Request{Policy: Policy{TTL: time.Hour}, S3Config: s3},
+			`{"s3Config":{"accessId":"a","accessSecret":"s","bucketName":"b","endpointUrl":"https://s3.example"},"policy":{"ttl":3600000}}`},
+		{"run with lowPriority", false, Request{Policy: Policy{LowPriority: true, ExecutionTimeout: time.Minute}, S3Config: s3},
+			`{"s3Config":{"accessId":"a","accessSecret":"s","bucketName":"b","endpointUrl":"https://s3.example"},"policy":{"executionTimeout":60000,"lowPriority":true}}`},
+		{"runsync", true, Request{Policy: Policy{LowPriority: true}, S3Config: s3},
+			`{"s3Config":{"accessId":"a","accessSecret":"s","bucketName":"b","endpointUrl":"https://s3.example"},"policy":{"lowPriority":true}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, c := newPair(t, endpointtest.Behavior{Output: raw(`{}`)})
+			tc.req.Input = raw(`{"x": 1}`)
+			if _, err := c.CallRequest(context.Background(), &tc.req, CallOptions{Sync: tc.sync}); err != nil {
+				t.Fatal(err)
+			}
+			route := endpointtest.RouteRun
+			if tc.sync {
+				route = endpointtest.RouteRunSync
+			}
+			reqs := srv.Requests(route)
+			if len(reqs) != 1 {
+				t.Fatalf("%d %s requests", len(reqs), route)
+			}
+			var body map[string]json.RawMessage
+			json.Unmarshal(reqs[0].Body, &body)
+			got, _ := json.Marshal(map[string]json.RawMessage{"policy": body["policy"], "s3Config": body["s3Config"]})
+			jsonEqual(t, got, []byte(tc.want))
+		})
+	}
+}

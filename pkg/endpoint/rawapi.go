@@ -99,6 +99,25 @@ func (w *wireStatus) result() *Result {
 	return r
 }
 
+// rawRun submits the job with POST /run, for what the SDK cannot send.
+func (c *Client) rawRun(ctx context.Context, req *Request) (string, error) {
+	body, err := req.wireBody()
+	if err != nil {
+		return "", err
+	}
+	var w wireStatus
+	if err := c.do(ctx, http.MethodPost, "run", "/run", nil, body, 0, &w); err != nil {
+		return "", err
+	}
+	if w.ID == "" {
+		return "", fmt.Errorf("RunPod endpoint API /run: the answer has no job id")
+	}
+	if err := checkJobID(w.ID); err != nil {
+		return "", err
+	}
+	return w.ID, nil
+}
+
 // runSync submits the job with POST /runsync?wait=<ms>. The answer is
 // terminal, or IN_QUEUE / IN_PROGRESS when the wait window passed first.
 func (c *Client) runSync(ctx context.Context, req *Request, wait time.Duration) (*Result, error) {

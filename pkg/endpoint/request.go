@@ -25,6 +25,32 @@ type Request struct {
 	// Webhook is a URL RunPod posts the result to.
 	Webhook string
 	Policy  Policy
+	// S3Config has RunPod hand the worker S3 credentials for its outputs
+	// (the public API's "s3Config"); nil leaves it out. Never logged.
+	S3Config *S3Config
+}
+
+// S3Config is the public API's s3Config.
+type S3Config struct {
+	AccessID     string `json:"accessId,omitempty"`
+	AccessSecret string `json:"accessSecret,omitempty"`
+	BucketName   string `json:"bucketName,omitempty"`
+	EndpointURL  string `json:"endpointUrl,omitempty"`
+	ObjectPath   string `json:"objectPath,omitempty"`
+}
+
+func (c *S3Config) sdk() *sdkendpoint.S3Config {
+	if c == nil {
+		return nil
+	}
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	return &sdkendpoint.S3Config{AccessId: opt(c.AccessID), AccessSecret: opt(c.AccessSecret), BucketName: opt(c.BucketName),
+		EndpointUrl: opt(c.EndpointURL), ObjectPath: opt(c.ObjectPath)}
 }
 
 // Policy is the request's "policy"; zero fields are left out.
@@ -33,6 +59,8 @@ type Policy struct {
 	ExecutionTimeout time.Duration
 	// TTL is how long the job may live, queued and running.
 	TTL time.Duration
+	// LowPriority keeps the job from making the endpoint scale up.
+	LowPriority bool
 }
 
 func (p Policy) sdk() *sdkendpoint.Policy {
@@ -56,14 +84,16 @@ func (r *Request) wireBody() ([]byte, error) {
 	type policy struct {
 		ExecutionTimeout int64 `json:"executionTimeout,omitempty"`
 		TTL              int64 `json:"ttl,omitempty"`
+		LowPriority      bool  `json:"lowPriority,omitempty"`
 	}
 	body := struct {
-		Input   json.RawMessage `json:"input"`
-		Webhook string          `json:"webhook,omitempty"`
-		Policy  *policy         `json:"policy,omitempty"`
-	}{Input: r.Input, Webhook: r.Webhook}
-	if r.Policy.ExecutionTimeout > 0 || r.Policy.TTL > 0 {
-		body.Policy = &policy{r.Policy.ExecutionTimeout.Milliseconds(), r.Policy.TTL.Milliseconds()}
+		Input    json.RawMessage `json:"input"`
+		Webhook  string          `json:"webhook,omitempty"`
+		Policy   *policy         `json:"policy,omitempty"`
+		S3Config *S3Config       `json:"s3Config,omitempty"`
+	}{Input: r.Input, Webhook: r.Webhook, S3Config: r.S3Config}
+	if r.Policy.ExecutionTimeout > 0 || r.Policy.TTL > 0 || r.Policy.LowPriority {
+		body.Policy = &policy{r.Policy.ExecutionTimeout.Milliseconds(), r.Policy.TTL.Milliseconds(), r.Policy.LowPriority}
 	}
 	return json.Marshal(body)
 }
@@ -101,8 +131,8 @@ func (r *Request) check(sync bool) error {
 
 // ParseRequest reads a request document such as test_input.json:
 // {"input": {...}, "webhook"?: url, "policy"?: {"executionTimeout": ms,
-// "ttl": ms}}. A JSON object without an "input" key is taken as the input
-// itself.
+// "ttl": ms, "lowPriority": bool}, "s3Config"?: {...}}. A JSON object
+// without an "input" key is taken as the input itself.
 func ParseRequest(data []byte) (*Request, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil || top == nil {
@@ -125,25 +155,36 @@ func ParseRequest(data []byte) (*Request, error) {
 			var p struct {
 				ExecutionTimeout *int64 `json:"executionTimeout"`
 				TTL              *int64 `json:"ttl"`
+				LowPriority      bool   `json:"lowPriority"`
 			}
 			dec := json.NewDecoder(bytes.NewReader(v))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&p); err != nil {
-				return nil, &InputError{Msg: fmt.Sprintf(`"policy" accepts only executionTimeout and ttl, in milliseconds: %v`, err)}
+				return nil, &InputError{Msg: fmt.Sprintf(`"policy" accepts only executionTimeout and ttl (in milliseconds) and lowPriority: %v`, err)}
 			}
+			req.Policy.LowPriority = p.LowPriority
 			if p.ExecutionTimeout != nil {
 				req.Policy.ExecutionTimeout = time.Duration(*p.ExecutionTimeout) * time.Millisecond
 			}
 			if p.TTL != nil {
 				req.Policy.TTL = time.Duration(*p.TTL) * time.Millisecond
 			}
+		case "s3Config":
+			var c S3Config
+			dec := json.NewDecoder(bytes.NewReader(v))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&c); err != nil {
+				// The decoder's message may quote the secret's value.
+				return nil, &InputError{Msg: `"s3Config" accepts only accessId, accessSecret, bucketName, endpointUrl and objectPath, as strings`}
+			}
+			req.S3Config = &c
 		default:
 			unknown = append(unknown, k)
 		}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, &InputError{Msg: fmt.Sprintf("the request has keys this client does not send (%s): keep only input, webhook and policy", strings.Join(unknown, ", "))}
+		return nil, &InputError{Msg: fmt.Sprintf("the request has keys this client does not send (%s): keep only input, webhook, policy and s3Config", strings.Join(unknown, ", "))}
 	}
 	if t := bytes.TrimSpace(req.Input); len(t) == 0 || t[0] != '{' {
 		return nil, &InputError{Msg: `"input" must be a JSON object`}

@@ -65,6 +65,10 @@ func (c *Client) sdkErr(op string, err error) error {
 // the request is in flight, the job it creates is cancelled once its id is
 // known, so an interrupted `worker call` leaves nothing running.
 func (c *Client) run(ctx context.Context, req *Request) (string, error) {
+	if req.Policy.LowPriority {
+		// The SDK's Policy has no lowPriority: post the body ourselves.
+		return c.rawRun(ctx, req)
+	}
 	in, err := req.inputMap()
 	if err != nil {
 		return "", err
@@ -74,6 +78,7 @@ func (c *Client) run(ctx context.Context, req *Request) (string, error) {
 		ji.Webhook = &req.Webhook
 	}
 	ji.Policy = req.Policy.sdk()
+	ji.S3Config = req.S3Config.sdk()
 	secs := c.sdkSeconds
 	out, err := sdkCall(ctx, c, func() (*sdkendpoint.RunOutput, error) {
 		out, err := c.sdk.Run(&sdkendpoint.RunInput{JobInput: ji, RequestTimeout: &secs})
