@@ -333,6 +333,9 @@ func (j *jobRun) comfyProgress(e progress.Event) {
 }
 
 // workflow returns the job's workflow, fetching workflow_url if given.
+// maxWorkflowBytes bounds a workflow fetched from workflow_url.
+const maxWorkflowBytes = 32 << 20
+
 func (j *jobRun) workflow(ctx context.Context, in *Input) (comfy.Workflow, error) {
 	if in.WorkflowURL == "" {
 		return in.Workflow, nil
@@ -347,9 +350,12 @@ func (j *jobRun) workflow(ctx context.Context, in *Input) (comfy.Workflow, error
 			return inputErr("workflow_url", "%v", err)
 		}
 		defer rc.Close()
-		data, err := io.ReadAll(io.LimitReader(rc, 32<<20))
+		data, err := io.ReadAll(io.LimitReader(rc, maxWorkflowBytes+1))
 		if err != nil {
 			return inputErr("workflow_url", "%v", err)
+		}
+		if len(data) > maxWorkflowBytes {
+			return inputErr("workflow_url", "the workflow is over %d MB; a workflow in ComfyUI's API format is far smaller: check the URL", maxWorkflowBytes>>20)
 		}
 		if wf, err = comfy.ParseWorkflow(data); err != nil {
 			return inputErr("workflow_url", "%v", err)

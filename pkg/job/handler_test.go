@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,4 +235,24 @@ type nopDeliverer struct{}
 
 func (nopDeliverer) Deliver(context.Context, string, *Input, []output.Local) ([]output.File, error) {
 	return nil, nil
+}
+
+// TestWorkflowURLTooLarge: a workflow_url answering more than a workflow
+// could be fails with a size error, not a JSON one.
+func TestWorkflowURLTooLarge(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.h.cfg.Fetch = func(ctx context.Context, url string) (io.ReadCloser, error) {
+		return io.NopCloser(io.LimitReader(zeroReader{}, maxWorkflowBytes+10)), nil
+	}
+	out := hs.run(`{"version_id": "v1", "workflow_url": "https://example.com/wf.json"}`)
+	if out.Failure == nil || out.Failure.Type != ErrInput || !strings.Contains(out.Failure.Message, "over 32 MB") {
+		t.Fatalf("failure = %+v", out.Failure)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
