@@ -18,7 +18,7 @@ var placeholder = regexp.MustCompile(`b64-[0-9a-f]{24}-`)
 // writes for the same shape, for every format and for content sizes around
 // the 3-byte groups and the parallel split.
 func TestRender(t *testing.T) {
-	sizes := []int{0, 1, 2, 3, 4, 5, 100, parallelMin - 1, parallelMin*2 + 1, 1<<20 + 2}
+	sizes := []int{0, 1, 2, 3, 4, 5, 100, 256<<10 - 1, 512<<10 + 1, 1<<20 + 2}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var files []Local
 	for i, n := range sizes {
@@ -112,19 +112,27 @@ func TestRenderTinyReads(t *testing.T) {
 	}
 }
 
-func TestEncodeBase64Parallel(t *testing.T) {
-	for _, n := range []int{parallelMin * 2, parallelMin*2 + 1, parallelMin*2 + 2, parallelMin * 7} {
+// TestEncodeBase64MatchesTheStandard: the SIMD encoder writes what
+// encoding/base64 writes, for every length around its block sizes.
+func TestEncodeBase64MatchesTheStandard(t *testing.T) {
+	sizes := []int{bigBase64Input, bigBase64Input + 1, bigBase64Input + 2}
+	for n := 0; n < 300; n++ {
+		sizes = append(sizes, n)
+	}
+	for _, n := range sizes {
 		src := make([]byte, n)
 		for i := range src {
-			src[i] = byte(i * 7)
+			src[i] = byte(i*7 + n)
 		}
 		dst := make([]byte, base64.StdEncoding.EncodedLen(n))
 		encodeBase64(dst, src)
 		if string(dst) != base64.StdEncoding.EncodeToString(src) {
-			t.Errorf("%d bytes: parallel encoding differs", n)
+			t.Fatalf("%d bytes: encodings differ", n)
 		}
 	}
 }
+
+const bigBase64Input = 3<<20 + 7
 
 // BenchmarkRender1MiB: one 1 MiB output rendered as a result, against
 // encoding/json marshalling a base64 string of the same output.
