@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -86,4 +87,33 @@ func fieldOf(ie *InputError) string {
 		return "<nil>"
 	}
 	return ie.Field
+}
+
+// TestDecodeBase64Forms: every form clients send decodes to the same bytes
+// as encoding/base64 gives, large inputs included.
+func TestDecodeBase64Forms(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 61, 1 << 20} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*31 + n) // every byte value, so +/ and -_ occur
+		}
+		std := base64.StdEncoding.EncodeToString(data)
+		var wrapped strings.Builder
+		for i := 0; i < len(std); i += 76 {
+			wrapped.WriteString(std[i:min(i+76, len(std))] + "\r\n")
+		}
+		for name, s := range map[string]string{
+			"standard":     std,
+			"unpadded":     base64.RawStdEncoding.EncodeToString(data),
+			"URL alphabet": base64.URLEncoding.EncodeToString(data),
+			"URL unpadded": base64.RawURLEncoding.EncodeToString(data),
+			"line breaks":  wrapped.String(),
+			"data URI":     "data:image/png;base64," + std,
+		} {
+			got, err := decodeBase64(s)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%d bytes, %s: %v", n, name, err)
+			}
+		}
+	}
 }
