@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 	"github.com/runpod-comfy/worker/pkg/spec"
@@ -323,7 +324,7 @@ func TestSharedModelPathConflicts(t *testing.T) {
 	os.MkdirAll(filepath.Dir(shared), 0o755)
 	os.WriteFile(shared, []byte("someone else's file"), 0o644)
 	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("m.bin"))))
-	var logs bytes.Buffer
+	var logs syncbuf.Buffer // realize logs from parallel steps
 	cfg := f.config()
 	cfg.Logger = zerolog.New(&logs)
 	if _, err := Realize(context.Background(), cfg, f.lock); err != nil {
