@@ -261,6 +261,48 @@ func TestRunIdenticalResubmissionStillReturnsFiles(t *testing.T) {
 	}
 }
 
+// TestRunCachedOutputNameTakenByANodeThatRan: after a job's files were
+// deleted, a node that runs may write the very file name a cached node of
+// the same prefix still reports. Each node still gets its own image.
+func TestRunCachedOutputNameTakenByANodeThatRan(t *testing.T) {
+	srv := comfytest.Start(t, comfytest.Options{})
+	c := newTestClient(t, srv.URL, nil)
+	wf := func(color int) Workflow {
+		return mustWorkflow(t, fmt.Sprintf(`{
+ "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 255}},
+ "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "ComfyUI"}},
+ "3": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": %d}},
+ "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "ComfyUI"}}}`, color))
+	}
+	first, err := c.Run(t.Context(), wf(100), RunOptions{OutputDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]string{}
+	for _, o := range first.Outputs {
+		sums[o.NodeID] = o.SHA256
+		os.Remove(filepath.Join(srv.Options().OutputDir, o.Subfolder, o.Filename)) // the job's cleanup
+	}
+	second, err := c.Run(t.Context(), wf(200), RunOptions{OutputDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.Outputs) != 2 {
+		t.Fatalf("outputs = %+v", second.Outputs)
+	}
+	for _, o := range second.Outputs {
+		switch {
+		case o.NodeID == "2" && o.SHA256 != sums["2"]:
+			t.Errorf("node 2 (unchanged) returned other bytes than before")
+		case o.NodeID == "4" && o.SHA256 == sums["4"]:
+			t.Errorf("node 4 (changed) returned its old image")
+		}
+	}
+	if second.Outputs[0].Filename == second.Outputs[1].Filename {
+		t.Errorf("both nodes report %s", second.Outputs[0].Filename)
+	}
+}
+
 // nodeKey is the comparable part of a NodeError.
 type nodeKey struct{ NodeID, ClassType, InputName, Type string }
 

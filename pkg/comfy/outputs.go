@@ -20,14 +20,19 @@ type fileRef struct {
 // audio, 3D files, ...), either in a list or on its own. Non-file values
 // (text, animated flags) are skipped. Order: node id, key, position. A file
 // listed twice is listed once.
-func collectOutputs(outputs map[string]json.RawMessage, cached map[string]bool, skipTemp bool) []Output {
+//
+// A file that a cached node lists and a node that ran also lists is stale
+// for the cached node: ComfyUI numbers file names from the highest one
+// present, so once the worker has deleted a job's outputs a node that runs
+// can write the very name a cached node still reports. Those cached
+// listings come back in stale; the node that ran keeps the file.
+func collectOutputs(outputs map[string]json.RawMessage, cached map[string]bool, skipTemp bool) (out, stale []Output) {
 	ids := make([]string, 0, len(outputs))
 	for id := range outputs {
 		ids = append(ids, id)
 	}
 	sortNodeIDs(ids)
-	seen := map[fileRef]bool{}
-	var out []Output
+	seen := map[fileRef]int{} // index in out
 	for _, id := range ids {
 		var ui map[string]json.RawMessage
 		if json.Unmarshal(outputs[id], &ui) != nil {
@@ -51,15 +56,25 @@ func collectOutputs(outputs map[string]json.RawMessage, cached map[string]bool, 
 				if f.Type == "" {
 					f.Type = "output" // /view's default
 				}
-				if seen[f] || (skipTemp && f.Type == "temp") {
+				if skipTemp && f.Type == "temp" {
 					continue
 				}
-				seen[f] = true
-				out = append(out, Output{NodeID: id, Kind: k, Filename: f.Filename, Subfolder: f.Subfolder, Type: f.Type, Cached: cached[id]})
+				o := Output{NodeID: id, Kind: k, Filename: f.Filename, Subfolder: f.Subfolder, Type: f.Type, Cached: cached[id]}
+				i, dup := seen[f]
+				switch {
+				case !dup:
+					seen[f] = len(out)
+					out = append(out, o)
+				case out[i].Cached && !o.Cached:
+					stale = append(stale, out[i])
+					out[i] = o
+				case o.Cached && !out[i].Cached:
+					stale = append(stale, o)
+				}
 			}
 		}
 	}
-	return out
+	return out, stale
 }
 
 // missingOutputError lists outputs /view answered 404 for.

@@ -7,6 +7,27 @@ import (
 	"testing"
 )
 
+// TestCollectOutputsStaleCached: a file a cached node lists that a node
+// which ran also lists belongs to the node that ran; the cached listing is
+// stale, whichever node comes first.
+func TestCollectOutputsStaleCached(t *testing.T) {
+	raw := map[string]json.RawMessage{
+		"2": json.RawMessage(`{"images": [{"filename": "ComfyUI_00001_.png", "subfolder": "", "type": "output"}]}`),
+		"4": json.RawMessage(`{"images": [{"filename": "ComfyUI_00001_.png", "subfolder": "", "type": "output"}]}`),
+		"5": json.RawMessage(`{"images": [{"filename": "other_00001_.png", "subfolder": "", "type": "output"}]}`),
+	}
+	for _, cachedNode := range []string{"2", "4"} {
+		outs, stale := collectOutputs(raw, map[string]bool{cachedNode: true, "5": true}, false)
+		ran := map[string]string{"2": "4", "4": "2"}[cachedNode]
+		if len(outs) != 2 || outs[0].NodeID != ran || outs[0].Cached || outs[1].NodeID != "5" {
+			t.Errorf("cached %s: outputs %+v", cachedNode, outs)
+		}
+		if len(stale) != 1 || stale[0].NodeID != cachedNode || !stale[0].Cached {
+			t.Errorf("cached %s: stale %+v", cachedNode, stale)
+		}
+	}
+}
+
 func TestCollectOutputs(t *testing.T) {
 	raw := map[string]json.RawMessage{
 		"9":  json.RawMessage(`{"images": [{"filename": "ComfyUI_00001_.png", "subfolder": "", "type": "output"}, {"filename": "ComfyUI_00002_.png", "subfolder": "", "type": "output"}], "animated": [false]}`),
@@ -44,7 +65,10 @@ func TestCollectOutputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			outs := collectOutputs(raw, map[string]bool{"10": true}, tt.skipTemp)
+			outs, stale := collectOutputs(raw, map[string]bool{"10": true}, tt.skipTemp)
+			if len(stale) != 0 {
+				t.Errorf("stale = %+v", stale)
+			}
 			var got []key
 			for _, o := range outs {
 				got = append(got, key{o.NodeID, o.Kind, o.Filename, o.Subfolder, o.Type})

@@ -46,7 +46,9 @@ type RunOptions struct {
 	ExtraData map[string]any
 	// SkipTemp leaves out type "temp" outputs (PreviewImage).
 	SkipTemp bool
-	// PromptID to use; default a fresh lowercase UUID4.
+	// PromptID to use; default a fresh lowercase UUID4. It must be new:
+	// ComfyUI queues a reused id again, and while the socket is silent the
+	// history of the earlier run with that id would be taken for this one.
 	PromptID string
 }
 
@@ -174,9 +176,14 @@ func (c *Client) finishResult(ctx context.Context, res *Result, run *runState, o
 	res.CachedNodes = run.cachedNodes()
 	res.NodeErrors = run.nodeErrors
 	res.RawOutputs = run.entry.Outputs
-	res.Outputs = collectOutputs(run.entry.Outputs, run.cachedSet(), opts.SkipTemp)
+	var stale []Output
+	res.Outputs, stale = collectOutputs(run.entry.Outputs, run.cachedSet(), opts.SkipTemp)
 	res.Timings.Queue += run.queued
 	res.Timings.Execute += run.executed
+	if len(stale) > 0 {
+		// Like a deleted file: the cached nodes must write theirs again.
+		return &missingOutputError{Outputs: stale}
+	}
 	if opts.OutputDir == "" {
 		return nil
 	}
