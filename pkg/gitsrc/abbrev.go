@@ -36,17 +36,11 @@ func (c *Client) expandFromHistory(ctx context.Context, url, abbrev string) (str
 		if _, serr := os.Lstat(dir); serr == nil {
 			return "", fmt.Errorf("expand %s in %s: cache repository %s is incomplete; run realize to rebuild it", abbrev, rem.display, dir)
 		}
-		tmp, ierr := initRepo(dir)
-		if ierr != nil {
-			return "", fmt.Errorf("create cache repository for %s: %w", rem.display, ierr)
+		st, err = createRepo(dir, rem.display)
+		if err != nil {
+			return "", err
 		}
-		if ierr := installRepo(tmp, dir); ierr != nil {
-			_ = os.RemoveAll(tmp)
-			return "", fmt.Errorf("create cache repository for %s: %w", rem.display, ierr)
-		}
-		st, err = openStore(dir)
-	}
-	if err != nil {
+	} else if err != nil {
 		return "", fmt.Errorf("open cache repository for %s: %w", rem.display, err)
 	}
 	defer st.Close()

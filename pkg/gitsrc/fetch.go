@@ -158,16 +158,8 @@ func (c *Client) fetchLocked(ctx context.Context, dir string, commit plumbing.Ha
 			c.log.Warn().Str("url", rem.display).Str("dir", dir).Msg("cache repository is incomplete; re-creating it")
 			return c.fetchFresh(ctx, dir, commit, ref, rem)
 		}
-		tmp, err := initRepo(dir)
-		if err != nil {
-			return "", fmt.Errorf("create cache repository for %s: %w", rem.display, err)
-		}
-		if err := installRepo(tmp, dir); err != nil {
-			_ = os.RemoveAll(tmp)
-			return "", fmt.Errorf("create cache repository for %s: %w", rem.display, err)
-		}
-		if st, err = openStore(dir); err != nil {
-			return "", fmt.Errorf("open cache repository for %s: %w", rem.display, err)
+		if st, err = createRepo(dir, rem.display); err != nil {
+			return "", err
 		}
 	case err != nil:
 		c.log.Warn().Str("url", rem.display).Str("dir", dir).Str("error", err.Error()).
@@ -203,6 +195,23 @@ func (c *Client) fetchLocked(ctx context.Context, dir string, commit plumbing.Ha
 		return c.fetchFresh(ctx, dir, commit, ref, rem)
 	}
 	return "", err
+}
+
+// createRepo makes an empty cache repository at dir and opens it.
+func createRepo(dir, display string) (*store, error) {
+	tmp, err := initRepo(dir)
+	if err != nil {
+		return nil, fmt.Errorf("create cache repository for %s: %w", display, err)
+	}
+	if err := installRepo(tmp, dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create cache repository for %s: %w", display, err)
+	}
+	st, err := openStore(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open cache repository for %s: %w", display, err)
+	}
+	return st, nil
 }
 
 // worthRebuilding tells failures that a damaged local repository can cause
