@@ -98,3 +98,33 @@ func TestFetchAllCancel(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after", before, n)
 	}
 }
+
+// TestFetchAllChecksSpaceFirst: models of known size that cannot fit fail
+// the whole fetch before any download, saying how much is needed; sizes
+// already in the store, or unknown, do not count.
+func TestFetchAllChecksSpaceFirst(t *testing.T) {
+	srv := modeltest.NewServer()
+	defer srv.Close()
+	data, _ := testData(1000, 77)
+	srv.Add("/big", data)
+	srv.Add("/small", data[:10])
+	env := newTestStore(t, nil)
+	old := freeSpace
+	t.Cleanup(func() { freeSpace = old })
+	freeSpace = func(string) (int64, error) { return 500, nil }
+
+	_, err := env.st.FetchAll(testCtx(t), []Request{{Item: "big", Source: srv.Path("big"), Size: 1000}, {Item: "small", Source: srv.Path("small"), Size: 10}}, 2)
+	if err == nil || !strings.Contains(err.Error(), "need 1010 B, and 500 B is free") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(srv.Requests("/big")) + len(srv.Requests("/small")); n != 0 {
+		t.Errorf("%d downloads started", n)
+	}
+	// Unknown sizes are not counted; a model in the store needs no space.
+	if _, err := env.st.FetchAll(testCtx(t), []Request{{Item: "big", Source: srv.Path("big")}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.st.FetchAll(testCtx(t), []Request{{Item: "big", Source: srv.Path("big"), Size: 1000}}, 2); err != nil {
+		t.Errorf("a cached model was counted: %v", err)
+	}
+}

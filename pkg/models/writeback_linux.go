@@ -58,3 +58,13 @@ func setDirectIO(f *os.File, on bool) bool {
 	})
 	return ok
 }
+
+// diskFree is the space an unprivileged process may still use in dir's
+// file system.
+func diskFree(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}

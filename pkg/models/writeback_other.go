@@ -2,10 +2,15 @@
 
 package models
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 func startWriteback(*os.File, int64, int64) {}
 
 func localDisk(*os.File) bool { return false }
 
 func setDirectIO(*os.File, bool) bool { return false }
+
+func diskFree(string) (int64, error) { return 0, errors.ErrUnsupported }

@@ -2,8 +2,11 @@ package realize
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -13,12 +16,12 @@ import (
 )
 
 // Where a model lives. A model whose target is in the shared models
-// directory ($MODELS_DIR/...) is placed there for everyone, and also
-// linked into the build's own models/ folder, which ComfyUI searches
-// first: two versions that want different files at one shared path then
-// each run with their own (the shared path keeps the first one placed),
-// and custom nodes that look only under ComfyUI's models folder find it.
-// A model targeted inside the build ($COMFY_HOME/...) lives only there.
+// directory ($MODELS_DIR/...) is placed there for everyone (ComfyUI
+// searches it first: extra_model_paths.yaml makes it the default), and also
+// linked into the build's own models/ folder, for custom nodes that look
+// only under ComfyUI's models folder. A model targeted inside the build
+// ($COMFY_HOME/...) lives only there. Two versions cannot have different
+// files at one shared path: the second one's realize fails and says so.
 
 // sharedPath is where a target goes: under the models directory for
 // $MODELS_DIR/..., inside the build for $COMFY_HOME/....
@@ -76,7 +79,7 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 		// Placed before and still in the store: the link step below
 		// (after the core, which replaces models/) needs no fetch.
 		if placed, ok := r.marker.Models[lm.TargetPath]; ok && placed.SHA256 != "" && (lm.SHA256 == "" || placed.SHA256 == lm.SHA256) &&
-			exists(shared) && r.cfg.Models != nil && exists(r.cfg.Models.BlobPath(placed.SHA256)) {
+			r.cfg.Models != nil && sameFiles(shared, r.cfg.Models.BlobPath(placed.SHA256)) {
 			continue
 		}
 		reqs = append(reqs, request(lm))
@@ -109,28 +112,64 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
 }
 
-// placeShared puts b at its shared path unless another file is there that
-// this version did not put there: another version's model at the same
-// path, or a file placed by hand. That file is left alone (this build has
-// its own link) and the conflict is logged.
+// placeShared puts b at its shared path. A file already there that is not
+// b is replaced when it is this version's earlier model at that path, or
+// has b's very content (a copy placed by hand or by the original tool: it
+// becomes a link, so it is stored once). A file with other content is
+// another version's model, or the user's: it is left alone and the step
+// fails, since ComfyUI searches the shared directory first and would load
+// that file instead of this model.
 func (r *run) placeShared(lm lock.Model, b models.Blob, shared string) error {
 	old, err := os.Stat(shared)
 	if err == nil && old.Mode().IsRegular() && !sameFile(old, b.Path) {
 		prev, ok := r.marker.Models[lm.TargetPath]
-		if !ok || prev.SHA256 == "" || !sameFile(old, r.cfg.Models.BlobPath(prev.SHA256)) {
-			ev := r.cfg.Logger.Debug()
-			if old.Size() != b.Size {
-				ev = r.cfg.Logger.Warn()
-			}
-			ev.Str("model", lm.Name).Str("path", shared).Int64("size_there", old.Size()).Int64("size", b.Size).
-				Msg("the shared models directory holds another file at this path (another version's, or placed by hand); it is left as it is, and this build uses its own copy")
-			return nil
+		ours := ok && prev.SHA256 != "" && sameFile(old, r.cfg.Models.BlobPath(prev.SHA256))
+		if !ours && !sameContent(shared, old, b) {
+			return &ModelConflictError{Model: lm.Name, Path: shared, Size: old.Size()}
 		}
 	}
 	if err := models.Place(b, shared); err != nil {
 		return fmt.Errorf("model %s: %w", lm.Name, err)
 	}
 	return nil
+}
+
+// ModelConflictError is a shared model path that holds a different file.
+type ModelConflictError struct {
+	Model, Path string
+	Size        int64
+}
+
+func (e *ModelConflictError) Error() string {
+	return fmt.Sprintf("model %s: %s already holds a different file (%d bytes), another version's model or one placed by hand; "+
+		"ComfyUI would load it instead of this one: give this model another target_path, or move that file away if nothing needs it (it was left as it is)",
+		e.Model, e.Path, e.Size)
+}
+
+// sameContent reports whether the file at p (stat old) holds b's bytes:
+// same size, then same sha256 (read once; the file is then replaced by a
+// link to b).
+func sameContent(p string, old os.FileInfo, b models.Blob) bool {
+	if old.Size() != b.Size {
+		return false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == b.SHA256
+}
+
+// sameFiles reports whether two paths lead to one file (hard links, or a
+// symbolic link and its target).
+func sameFiles(a, b string) bool {
+	fa, err := os.Stat(a)
+	return err == nil && sameFile(fa, b)
 }
 
 func sameFile(fi os.FileInfo, path string) bool {

@@ -130,6 +130,9 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if err := claim(build); err != nil {
 		return nil, err
 	}
+	// A directory shared by versions (COMFY_HOME) now holds this one; what
+	// the marker says of trees and models on disk stays true.
+	r.marker.VersionID = l.VersionID
 	r.marker.Complete = false
 	if err := r.saveMarker(); err != nil {
 		return nil, err
@@ -313,7 +316,8 @@ func (r *run) upToDate() bool {
 			return false
 		}
 		if isShared(lm.TargetPath) {
-			if shared, err := r.sharedPath(lm.TargetPath); err != nil || !exists(shared) {
+			// The shared path is what ComfyUI loads: it must be this model.
+			if shared, err := r.sharedPath(lm.TargetPath); err != nil || !sameFiles(shared, p) {
 				return false
 			}
 		}

@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 	"github.com/runpod-comfy/worker/pkg/spec"
@@ -311,11 +309,11 @@ func TestRealizeNoticesAGoneBaseInterpreter(t *testing.T) {
 	}
 }
 
-// TestSharedModelPathConflicts: a file already at a model's shared path
-// that this version did not put there (a hand-placed file, another
-// version's model) is left alone with a warning, and the build runs with
-// its own link; two versions wanting different files at one path each get
-// theirs, and neither undoes the other.
+// TestSharedModelPathConflicts: ComfyUI searches the shared models
+// directory first, so a different file at a model's shared path would be
+// loaded instead of the model. Such a file (a hand-placed one, another
+// version's model) is left alone and the realize fails saying so; a copy
+// with the model's very bytes is adopted as a link.
 func TestSharedModelPathConflicts(t *testing.T) {
 	f := newFixture(t)
 	f.addModel("m.bin", 1000)
@@ -324,52 +322,65 @@ func TestSharedModelPathConflicts(t *testing.T) {
 	os.MkdirAll(filepath.Dir(shared), 0o755)
 	os.WriteFile(shared, []byte("someone else's file"), 0o644)
 	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("m.bin"))))
-	var logs syncbuf.Buffer // realize logs from parallel steps
-	cfg := f.config()
-	cfg.Logger = zerolog.New(&logs)
-	if _, err := Realize(context.Background(), cfg, f.lock); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(logs.String(), "holds another file at this path") {
-		t.Errorf("no warning about the file in the way:\n%s", logs.String())
+	_, err := Realize(context.Background(), f.config(), f.lock)
+	var conflict *ModelConflictError
+	if !errors.As(err, &conflict) || !strings.Contains(err.Error(), "give this model another target_path") {
+		t.Fatalf("err = %v, want a model conflict", err)
 	}
 	if b, _ := os.ReadFile(shared); string(b) != "someone else's file" {
 		t.Error("the hand-placed file was replaced")
 	}
-	link := filepath.Join(f.build, "models", "loras", "m.bin")
-	if b, _ := os.ReadFile(link); !bytes.Equal(b, f.modelData["m.bin"]) {
-		t.Fatal("the build's own link does not hold the model")
+
+	// The same bytes placed by hand (or by the original tool): adopted.
+	os.WriteFile(shared, f.modelData["m.bin"], 0o644)
+	f.realize()
+	if fi, _ := os.Stat(shared); fi == nil || fi.Sys().(*syscall.Stat_t).Nlink < 2 {
+		t.Error("the identical copy was not replaced by a link to the cached model")
 	}
 	if res := f.realize(); !res.NoOp {
 		t.Errorf("second realize: %s", actions(res))
 	}
 
-	// Version w wants other.bin at the same path: each build has its own.
-	os.Remove(shared)
-	f.realize() // v now owns the shared path
-	wBuild := filepath.Join(f.volume, "builds", "comfy-w")
+	// Version w wants other.bin at the same path: refused, v unharmed.
 	cfgW := f.config()
-	cfgW.BuildDir = wBuild
+	cfgW.BuildDir = filepath.Join(f.volume, "builds", "comfy-w")
 	s2, _ := spec.Decode([]byte(strings.Replace(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "loras/m.bin"}`, f.ms.Path("other.bin"))), `"version_id": "v"`, `"version_id": "w"`, 1)), "")
 	lw, _, err := lock.Resolve(context.Background(), s2, nil, nil, lock.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Realize(context.Background(), cfgW, lw); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(wBuild, "models", "loras", "m.bin")); !bytes.Equal(b, f.modelData["other.bin"]) {
-		t.Error("w's build does not hold w's model")
+	if _, err := Realize(context.Background(), cfgW, lw); !errors.As(err, &conflict) {
+		t.Fatalf("w: err = %v, want a model conflict", err)
 	}
 	if b, _ := os.ReadFile(shared); !bytes.Equal(b, f.modelData["m.bin"]) {
 		t.Error("w replaced v's model at the shared path")
 	}
-	for _, build := range []struct {
-		cfg Config
-		l   *lock.Lock
-	}{{f.config(), f.lock}, {cfgW, lw}} {
-		if res, err := Realize(context.Background(), build.cfg, build.l); err != nil || !res.NoOp {
-			t.Errorf("%s after both: %v %s", build.l.VersionID, err, actions(res))
-		}
+	if res := f.realize(); !res.NoOp {
+		t.Errorf("v after w: %s", actions(res))
+	}
+}
+
+// TestSharedBuildDirRecordsTheVersionItHolds: when one directory serves
+// several versions (COMFY_HOME), its marker names the last one realized,
+// which is what delete checks.
+func TestSharedBuildDirRecordsTheVersionItHolds(t *testing.T) {
+	f := newFixture(t)
+	f.setSpec(f.specDoc(""))
+	f.realize()
+	s2, err := spec.Decode([]byte(strings.Replace(f.specDoc(""), `"version_id": "v"`, `"version_id": "w"`, 1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw, _, err := lock.Resolve(context.Background(), s2, nil, nil, lock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Realize(context.Background(), f.config(), lw); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(f.build, MarkerFile))
+	var m Marker
+	if json.Unmarshal(data, &m) != nil || m.VersionID != "w" || !m.Complete {
+		t.Errorf("marker after realizing w: %s", data)
 	}
 }

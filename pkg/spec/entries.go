@@ -184,6 +184,11 @@ func (d *decoder) model(v any, p string) (Model, error) {
 	if m.Target, err = ParseTarget(target); err != nil {
 		return m, errf(targetPath, "%v", err)
 	}
+	if path.Ext(target) == "" {
+		// ComfyUI lists only files with a model extension; a name taken
+		// from a URL such as civitai's .../models/1996092 has none.
+		d.warn(targetPath, "%q has no file extension, and ComfyUI lists only files with one (.safetensors, .ckpt, .pt, ...): give the model a name or target_path with its extension", target)
+	}
 	if cv, ok := o.get("checksum"); ok && cv != nil {
 		cs, isStr := cv.(string)
 		if !isStr {

@@ -119,7 +119,36 @@ func TestPlaceholdersLoadWithWarnings(t *testing.T) {
 	if s.Comfy.Commit != "" || s.Comfy.Ref != "main" || s.CustomNodes[0].Commit != "" || s.Models[0].SHA256 != "" {
 		t.Fatalf("placeholders not dropped: %+v %+v %+v", s.Comfy, s.CustomNodes[0], s.Models[0])
 	}
-	if len(s.Warnings) != 4 {
-		t.Fatalf("want 4 warnings (2 commits, source, checksum), got %v", s.Warnings)
+	// The model's name has no extension, which ComfyUI's loaders need.
+	if len(s.Warnings) != 5 {
+		t.Fatalf("want 5 warnings (2 commits, source, checksum, no extension), got %v", s.Warnings)
+	}
+}
+
+// TestModelWithoutExtensionWarns: a target ComfyUI would not list (a name
+// taken from a civitai download URL) is loadable, with a warning saying
+// what to add.
+func TestModelWithoutExtensionWarns(t *testing.T) {
+	for _, tc := range []struct {
+		model string
+		warn  bool
+	}{
+		{`{"source": "civitai://api/download/models/1996092?type=Model", "target_subdir": "loras"}`, true},
+		{`{"source": "civitai://api/download/models/1996092", "name": "style.safetensors", "target_subdir": "loras"}`, false},
+		{`{"source": "hf://org/repo/f.safetensors", "target_path": "$MODELS_DIR/loras/f.safetensors"}`, false},
+	} {
+		s, err := Decode([]byte(`{"schema_version": 2, "version_id": "demo", "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "commit": "`+strings.Repeat("a", 40)+`"}, "models": [`+tc.model+`]}`), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := false
+		for _, w := range s.Warnings {
+			if strings.Contains(w.Msg, "no file extension") {
+				warned = true
+			}
+		}
+		if warned != tc.warn {
+			t.Errorf("%s: warned %v, want %v (%v)", tc.model, warned, tc.warn, s.Warnings)
+		}
 	}
 }
