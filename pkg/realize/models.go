@@ -95,11 +95,13 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	downloaded := 0
+	var conflicts []error // the other models are still placed
 	for k, i := range todo {
 		lm, b := r.lock.Models[i], blobs[k]
 		shared, _ := r.sharedPath(lm.TargetPath)
 		if err := r.placeShared(lm, b, shared); err != nil {
-			return "", err
+			conflicts = append(conflicts, err)
+			continue
 		}
 		r.blobs[lm.TargetPath] = b
 		if b.Downloaded {
@@ -108,6 +110,9 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 	}
 	if err := r.learn(todo, blobs); err != nil {
 		return "", err
+	}
+	if len(conflicts) > 0 {
+		return "", errors.Join(conflicts...)
 	}
 	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
 }
