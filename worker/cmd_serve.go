@@ -85,6 +85,15 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		defer cancel()
 		h.Close(stopCtx)
 	}()
+	if mode != modeOneJob {
+		id, wf, err := a.prewarmConfig()
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			defer a.startPrewarm(ctx, h, id, wf)()
+		}
+	}
 	handler := runpodHandler(h)
 	opts := []runpod.Option{runpod.WithLogger(a.log)}
 	if f.apiConcurrency > 1 || rp.RealtimeConcurrency > 1 {

@@ -140,17 +140,7 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.cleaning.Wait()
-	j := &jobRun{h: h, id: jobID, start: time.Now(), timings: map[string]float64{}, report: report,
-		log: h.cfg.Logger.With().Str("job_id", jobID).Logger()}
-	j.safeID = unsafeID.ReplaceAllString(jobID, "")
-	if len(j.safeID) > 12 {
-		j.safeID = j.safeID[:12]
-	}
-	if j.safeID == "" {
-		j.safeID = fmt.Sprintf("%x", time.Now().UnixNano())
-	}
-	j.dir = filepath.Join(h.cfg.Scratch, "jobs", j.safeID)
-	j.cleanups = append(j.cleanups, func() { os.RemoveAll(j.dir) })
+	j := h.newRun(jobID, report)
 	defer h.cleanAfter(j)
 	out, stage, err := j.run(ctx, raw)
 	j.timings["total"] = ms(time.Since(j.start))
@@ -166,6 +156,22 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 	}
 	j.log.Info().Interface("timings_ms", j.timings).Msg("job done")
 	return Outcome{Output: out}
+}
+
+// newRun starts the bookkeeping of one job; the caller holds h.mu.
+func (h *Handler) newRun(jobID string, report func(any)) *jobRun {
+	j := &jobRun{h: h, id: jobID, start: time.Now(), timings: map[string]float64{}, report: report,
+		log: h.cfg.Logger.With().Str("job_id", jobID).Logger()}
+	j.safeID = unsafeID.ReplaceAllString(jobID, "")
+	if len(j.safeID) > 12 {
+		j.safeID = j.safeID[:12]
+	}
+	if j.safeID == "" {
+		j.safeID = fmt.Sprintf("%x", time.Now().UnixNano())
+	}
+	j.dir = filepath.Join(h.cfg.Scratch, "jobs", j.safeID)
+	j.cleanups = append(j.cleanups, func() { os.RemoveAll(j.dir) })
+	return j
 }
 
 // cleanAfter removes the job's files in the background once its result is
@@ -193,6 +199,9 @@ type jobRun struct {
 	lastSent  time.Time
 	log       zerolog.Logger
 	cleanups  []func() // run after the result is returned
+	// warmup runs the workflow only to load what it needs into memory:
+	// its outputs are neither delivered nor kept.
+	warmup bool
 }
 
 // stage times fn under name.
@@ -282,6 +291,9 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 			j.h.stopWarm(context.WithoutCancel(ctx))
 		}
 		return nil, "execute", err
+	}
+	if j.warmup {
+		return nil, "", nil
 	}
 	var files []output.Local
 	for _, o := range res.Outputs {
