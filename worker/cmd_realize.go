@@ -73,7 +73,12 @@ func (a *app) realizeCmd() *cobra.Command {
 				return nil
 			}
 			start := time.Now()
+			unlock, err := a.cacheLock(ctx, cache.Layout{Root: a.cacheRoot()}, false)
+			if err != nil {
+				return err
+			}
 			res, err := realize.Realize(ctx, cfg, l)
+			unlock()
 			if err != nil {
 				return err
 			}
@@ -104,7 +109,7 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 	root := a.cacheRoot()
 	layout := cache.Layout{Root: root}
 	offline := f.offline || a.cfg.Offline || l.Options.Offline
-	modelsDir := firstNonEmpty(f.modelsDir, a.cfg.ModelsDir, a.cfg.Cache.ModelsDir())
+	modelsDir := a.modelsDir(f.modelsDir)
 	ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
 	report := progress.Func(ui.Report)
 	if also != nil {
@@ -144,6 +149,12 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 		SaveLock: func(l *lock.Lock) error { return lock.Write(lockPath, l) },
 	}
 	return cfg, ui.Close, nil
+}
+
+// modelsDir is the shared models directory: the flag, MODELS_DIR, or the
+// volume's.
+func (a *app) modelsDir(flag string) string {
+	return firstNonEmpty(flag, a.cfg.ModelsDir, a.cfg.Cache.ModelsDir())
 }
 
 // stderrFile returns w as a file when it is one (for terminal detection).

@@ -105,7 +105,7 @@ else one job from --test_input or ./test_input.json.`,
 	pf.StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (env COMFY_LOG_LEVEL)")
 	pf.StringVar(&a.logFormat, "log-format", "", "log format: console or json; default console on a terminal (env COMFY_LOG_FORMAT)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(a.createCmd(), a.validateCmd(), a.resolveCmd(), a.listCmd(), a.cloneCmd(), a.deleteCmd(), a.realizeCmd(), a.runUICmd(), a.runHandlerCmd(), a.callCmd())
+	root.AddCommand(a.createCmd(), a.validateCmd(), a.resolveCmd(), a.listCmd(), a.cloneCmd(), a.deleteCmd(), a.gcCmd(), a.realizeCmd(), a.runUICmd(), a.runHandlerCmd(), a.callCmd())
 	return root
 }
 
