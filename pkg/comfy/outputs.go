@@ -135,3 +135,49 @@ func localPath(dir string, o Output, used map[string]bool) (string, error) {
 	used[p] = true
 	return p, nil
 }
+
+// TextOutput is a text a node showed in ComfyUI's UI instead of writing a
+// file (PreviewAny, ShowText and the like): workflows whose product is a
+// caption, a prompt or a number return it this way.
+type TextOutput struct {
+	NodeID string
+	Kind   string // the UI key, usually "text"
+	Text   string
+}
+
+// collectTexts lists every string in a history's outputs: a UI key whose
+// value is a string or a list of strings. Order: node id, key, position.
+func collectTexts(outputs map[string]json.RawMessage) []TextOutput {
+	ids := make([]string, 0, len(outputs))
+	for id := range outputs {
+		ids = append(ids, id)
+	}
+	sortNodeIDs(ids)
+	var out []TextOutput
+	for _, id := range ids {
+		var ui map[string]json.RawMessage
+		if json.Unmarshal(outputs[id], &ui) != nil {
+			continue
+		}
+		keys := make([]string, 0, len(ui))
+		for k := range ui {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			var list []string
+			var one string
+			switch {
+			case json.Unmarshal(ui[k], &list) == nil:
+			case json.Unmarshal(ui[k], &one) == nil:
+				list = []string{one}
+			default:
+				continue // files, flags, numbers
+			}
+			for _, s := range list {
+				out = append(out, TextOutput{NodeID: id, Kind: k, Text: s})
+			}
+		}
+	}
+	return out
+}

@@ -110,3 +110,17 @@ func TestLocalPath(t *testing.T) {
 		}
 	}
 }
+
+func TestCollectTexts(t *testing.T) {
+	raw := map[string]json.RawMessage{
+		"12": json.RawMessage(`{"audio": [{"filename": "a.flac", "subfolder": "audio", "type": "output"}], "text": ["hello", "world"]}`),
+		"3":  json.RawMessage(`{"string": "a caption", "animated": [false], "count": [3]}`),
+		"9":  json.RawMessage(`{"images": [{"filename": "x.png", "subfolder": "", "type": "output"}]}`),
+		"16": json.RawMessage(`null`),
+	}
+	got := collectTexts(raw)
+	want := []TextOutput{{"3", "string", "a caption"}, {"12", "text", "hello"}, {"12", "text", "world"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}

@@ -83,6 +83,8 @@ type Timings struct {
 type Result struct {
 	PromptID string
 	Outputs  []Output
+	// Texts are the strings nodes showed instead of writing files.
+	Texts []TextOutput
 	// CachedNodes are the nodes ComfyUI served from its cache.
 	CachedNodes []string
 	// NodeErrors are outputs ComfyUI dropped at validation while running
@@ -178,6 +180,7 @@ func (c *Client) finishResult(ctx context.Context, res *Result, run *runState, o
 	res.RawOutputs = run.entry.Outputs
 	var stale []Output
 	res.Outputs, stale = collectOutputs(run.entry.Outputs, run.cachedSet(), opts.SkipTemp)
+	res.Texts = collectTexts(run.entry.Outputs)
 	res.Timings.Queue += run.queued
 	res.Timings.Execute += run.executed
 	if len(stale) > 0 {

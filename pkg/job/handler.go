@@ -312,6 +312,7 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	}
 	j.timings["total"] = ms(time.Since(j.start))
 	result := output.Result{VersionID: in.VersionID, OutputMode: mode, PromptID: res.PromptID, Outputs: delivered, Timings: j.timings}
+	result.Texts, result.Warnings = texts(res.Texts)
 	for _, ne := range res.NodeErrors {
 		result.Warnings = append(result.Warnings, fmt.Sprintf("node %s (%s) was skipped: %s", ne.NodeID, ne.ClassType, ne.Message))
 	}
@@ -320,6 +321,25 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 		return nil, "deliver", &Failure{Type: ErrOutput, Message: err.Error(), Details: map[string]any{}}
 	}
 	return shaped, "", nil
+}
+
+// maxTextBytes bounds the texts in a result: they share RunPod's result
+// size limit with the files.
+const maxTextBytes = 1 << 20
+
+// texts converts the texts nodes showed, up to maxTextBytes in all.
+func texts(in []comfy.TextOutput) ([]output.Text, []string) {
+	var out []output.Text
+	var warnings []string
+	total := 0
+	for _, t := range in {
+		if total += len(t.Text); total > maxTextBytes {
+			warnings = append(warnings, fmt.Sprintf("texts beyond the first %d bytes were left out (node %s and later)", maxTextBytes, t.NodeID))
+			break
+		}
+		out = append(out, output.Text{NodeID: t.NodeID, Kind: t.Kind, Text: t.Text})
+	}
+	return out, warnings
 }
 
 func extraData(in *Input) map[string]any {

@@ -256,3 +256,33 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestHandleReturnsTexts: a node that shows text instead of writing a
+// file (PreviewAny) has its text in the result, next to the files.
+func TestHandleReturnsTexts(t *testing.T) {
+	hs := newHarness(t, nil)
+	out := hs.run(`{"version_id": "v1", "workflow": {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+	  "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+	  "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}}}}`)
+	if out.Failure != nil {
+		t.Fatalf("job failed: %+v", out.Failure)
+	}
+	var res struct {
+		Outputs []json.RawMessage `json:"outputs"`
+		Texts   []output.Text     `json:"texts"`
+	}
+	if err := json.Unmarshal(out.Output.(*output.Rendered).Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outputs) != 1 || len(res.Texts) != 1 || res.Texts[0].NodeID != "2" || res.Texts[0].Kind != "text" || !strings.Contains(res.Texts[0].Text, "value") {
+		t.Errorf("outputs %d, texts %+v", len(res.Outputs), res.Texts)
+	}
+}
+
+func TestTextsAreBounded(t *testing.T) {
+	big := strings.Repeat("x", maxTextBytes/2+1)
+	got, warnings := texts([]comfy.TextOutput{{NodeID: "1", Kind: "text", Text: "short"}, {NodeID: "2", Kind: "text", Text: big}, {NodeID: "3", Kind: "text", Text: big}})
+	if len(got) != 2 || len(warnings) != 1 || !strings.Contains(warnings[0], "node 3") {
+		t.Errorf("texts %d, warnings %v", len(got), warnings)
+	}
+}

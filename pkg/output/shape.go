@@ -33,8 +33,17 @@ type Result struct {
 	OutputMode string             `json:"output_mode"`
 	PromptID   string             `json:"prompt_id,omitempty"`
 	Outputs    []File             `json:"outputs"`
+	Texts      []Text             `json:"texts,omitempty"`
 	Timings    map[string]float64 `json:"timings_ms,omitempty"`
 	Warnings   []string           `json:"warnings,omitempty"`
+}
+
+// Text is a string a node showed instead of writing a file (a caption,
+// a prompt, a number as text).
+type Text struct {
+	NodeID string `json:"node_id"`
+	Kind   string `json:"kind"`
+	Text   string `json:"text"`
 }
 
 // Shape renders r in the requested format.
