@@ -209,6 +209,25 @@ func TestRunReportsProgress(t *testing.T) {
 	}
 }
 
+// TestRunNodeTimings: each node that ran has its time, the slow one the
+// most, and together they fit in the execution time.
+func TestRunNodeTimings(t *testing.T) {
+	srv := comfytest.Start(t, comfytest.Options{})
+	c := newTestClient(t, srv.URL, nil)
+	wf := mustWorkflow(t, slowWorkflow(5, 30))
+	res, err := c.Run(t.Context(), wf, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := res.NodeTimings
+	if len(nt) != 3 || nt["2"] < 150*time.Millisecond || nt["1"] >= nt["2"] || nt["3"] >= nt["2"] {
+		t.Errorf("node timings %v", nt)
+	}
+	if sum := nt["1"] + nt["2"] + nt["3"]; sum > res.Timings.Execute {
+		t.Errorf("nodes took %v in all, more than the execution's %v", sum, res.Timings.Execute)
+	}
+}
+
 func TestRunIdenticalResubmissionStillReturnsFiles(t *testing.T) {
 	srv := comfytest.Start(t, comfytest.Options{})
 	c := newTestClient(t, srv.URL, nil)

@@ -98,6 +98,9 @@ type Result struct {
 	// RawOutputs is the history's outputs object, node id → UI dict.
 	RawOutputs map[string]json.RawMessage
 	Timings    Timings
+	// NodeTimings is the execution time of each node that ran, as the
+	// socket reported it (empty when it dropped before the end).
+	NodeTimings map[string]time.Duration
 }
 
 // rerunInput is the input added to output nodes to make ComfyUI run them
@@ -181,6 +184,9 @@ func (c *Client) finishResult(ctx context.Context, res *Result, run *runState, o
 	var stale []Output
 	res.Outputs, stale = collectOutputs(run.entry.Outputs, run.cachedSet(), opts.SkipTemp)
 	res.Texts = collectTexts(run.entry.Outputs)
+	if run.sawEnd {
+		res.NodeTimings = run.nodeTimes
+	}
 	res.Timings.Queue += run.queued
 	res.Timings.Execute += run.executed
 	if len(stale) > 0 {

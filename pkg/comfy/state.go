@@ -26,10 +26,17 @@ type runState struct {
 	queued    time.Duration
 	executed  time.Duration
 	finalized bool
+	// nodeTimes is the wall time of each node that ran, from its
+	// executing message to the next one (ComfyUI runs one node at a time).
+	nodeTimes map[string]time.Duration
+	current   string
+	currentAt time.Time
+	// sawEnd is set by executing{node: null}: the socket saw every node.
+	sawEnd bool
 }
 
 func newRunState(promptID string, wf Workflow, report progress.Func, start time.Time) *runState {
-	return &runState{promptID: promptID, wf: wf, report: report, start: start, started: map[string]bool{}}
+	return &runState{promptID: promptID, wf: wf, report: report, start: start, started: map[string]bool{}, nodeTimes: map[string]time.Duration{}}
 }
 
 // Payloads of the messages the client reads.
@@ -97,11 +104,15 @@ func (st *runState) handle(m wsMessage) (done bool, err error) {
 			return false, nil
 		}
 		if d.Node == nil {
+			st.sawEnd = true
 			st.markFinished(time.Now())
 			st.emit(progress.Event{Done: int64(len(st.wf)), Total: int64(len(st.wf)), Unit: "nodes", Finished: true, Message: "finished"})
 			return true, nil
 		}
-		st.markStarted(time.Now())
+		now := time.Now()
+		st.markStarted(now)
+		st.nodeDone(now)
+		st.current, st.currentAt = *d.Node, now
 		st.started[*d.Node] = true
 		class := ""
 		if n := st.wf[*d.Node]; n != nil {
@@ -147,11 +158,20 @@ func (st *runState) markStarted(t time.Time) {
 	}
 }
 
+// nodeDone closes the running node's time at t.
+func (st *runState) nodeDone(t time.Time) {
+	if st.current != "" {
+		st.nodeTimes[st.current] += t.Sub(st.currentAt)
+		st.current = ""
+	}
+}
+
 func (st *runState) markFinished(t time.Time) {
 	if st.finalized {
 		return
 	}
 	st.finalized = true
+	st.nodeDone(t)
 	if st.startedAt.IsZero() {
 		// The socket missed the start (dropped or silent): count it all as
 		// execution.

@@ -313,6 +313,12 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	j.timings["total"] = ms(time.Since(j.start))
 	result := output.Result{VersionID: in.VersionID, OutputMode: mode, PromptID: res.PromptID, Outputs: delivered, Timings: j.timings}
 	result.Texts, result.Warnings = texts(res.Texts)
+	if len(res.NodeTimings) > 0 {
+		result.NodeTimings = map[string]float64{}
+		for id, d := range res.NodeTimings {
+			result.NodeTimings[id] = ms(d)
+		}
+	}
 	for _, ne := range res.NodeErrors {
 		result.Warnings = append(result.Warnings, fmt.Sprintf("node %s (%s) was skipped: %s", ne.NodeID, ne.ClassType, ne.Message))
 	}

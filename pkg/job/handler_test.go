@@ -128,6 +128,9 @@ func TestHandleSuccessWarmAndSwitch(t *testing.T) {
 			t.Errorf("timing %s missing: %v", k, res.Timings)
 		}
 	}
+	if len(res.NodeTimings) != 2 {
+		t.Errorf("node timings %v, want nodes 1 and 2", res.NodeTimings)
+	}
 	pid := hs.h.warm.sup.PID()
 	// Same version: the warm ComfyUI serves it; the identical workflow
 	// still returns its file.

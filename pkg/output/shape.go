@@ -35,7 +35,9 @@ type Result struct {
 	Outputs    []File             `json:"outputs"`
 	Texts      []Text             `json:"texts,omitempty"`
 	Timings    map[string]float64 `json:"timings_ms,omitempty"`
-	Warnings   []string           `json:"warnings,omitempty"`
+	// NodeTimings is each node's execution time, by node id.
+	NodeTimings map[string]float64 `json:"node_timings_ms,omitempty"`
+	Warnings    []string           `json:"warnings,omitempty"`
 }
 
 // Text is a string a node showed instead of writing a file (a caption,
