@@ -17,22 +17,58 @@ type fileRef struct {
 
 // collectOutputs lists every file in a history's outputs: any object with a
 // filename, under any key of any node's UI dict (images, gifs, videos,
-// audio, 3D files, ...), either in a list or on its own. Non-file values
-// (text, animated flags) are skipped. Order: node id, key, position. A file
-// listed twice is listed once.
+// audio, 3D files, ...), either in a list or on its own; and every string
+// there, a text a node showed instead of writing a file. Other values
+// (animated flags, numbers) are skipped. Order: node id, key, position. A
+// file listed twice is listed once.
 //
 // A file that a cached node lists and a node that ran also lists is stale
 // for the cached node: ComfyUI numbers file names from the highest one
 // present, so once the worker has deleted a job's outputs a node that runs
 // can write the very name a cached node still reports. Those cached
 // listings come back in stale; the node that ran keeps the file.
-func collectOutputs(outputs map[string]json.RawMessage, cached map[string]bool, skipTemp bool) (out, stale []Output) {
+func collectOutputs(outputs map[string]json.RawMessage, cached map[string]bool, skipTemp bool) (out, stale []Output, texts []TextOutput) {
+	seen := map[fileRef]int{} // index in out
+	walkUI(outputs, func(id, k string, raw json.RawMessage) {
+		var text string
+		if json.Unmarshal(raw, &text) == nil {
+			texts = append(texts, TextOutput{NodeID: id, Kind: k, Text: text})
+			return
+		}
+		var f fileRef
+		if json.Unmarshal(raw, &f) != nil || f.Filename == "" {
+			return
+		}
+		if f.Type == "" {
+			f.Type = "output" // /view's default
+		}
+		if skipTemp && f.Type == "temp" {
+			return
+		}
+		o := Output{NodeID: id, Kind: k, Filename: f.Filename, Subfolder: f.Subfolder, Type: f.Type, Cached: cached[id]}
+		i, dup := seen[f]
+		switch {
+		case !dup:
+			seen[f] = len(out)
+			out = append(out, o)
+		case out[i].Cached && !o.Cached:
+			stale = append(stale, out[i])
+			out[i] = o
+		case o.Cached && !out[i].Cached:
+			stale = append(stale, o)
+		}
+	})
+	return out, stale, texts
+}
+
+// walkUI calls fn for each value in the nodes' UI dicts, in node id, key
+// and list order; a value that is not a list is a list of one.
+func walkUI(outputs map[string]json.RawMessage, fn func(nodeID, key string, item json.RawMessage)) {
 	ids := make([]string, 0, len(outputs))
 	for id := range outputs {
 		ids = append(ids, id)
 	}
 	sortNodeIDs(ids)
-	seen := map[fileRef]int{} // index in out
 	for _, id := range ids {
 		var ui map[string]json.RawMessage
 		if json.Unmarshal(outputs[id], &ui) != nil {
@@ -48,33 +84,11 @@ func collectOutputs(outputs map[string]json.RawMessage, cached map[string]bool, 
 			if json.Unmarshal(ui[k], &items) != nil {
 				items = []json.RawMessage{ui[k]}
 			}
-			for _, raw := range items {
-				var f fileRef
-				if json.Unmarshal(raw, &f) != nil || f.Filename == "" {
-					continue
-				}
-				if f.Type == "" {
-					f.Type = "output" // /view's default
-				}
-				if skipTemp && f.Type == "temp" {
-					continue
-				}
-				o := Output{NodeID: id, Kind: k, Filename: f.Filename, Subfolder: f.Subfolder, Type: f.Type, Cached: cached[id]}
-				i, dup := seen[f]
-				switch {
-				case !dup:
-					seen[f] = len(out)
-					out = append(out, o)
-				case out[i].Cached && !o.Cached:
-					stale = append(stale, out[i])
-					out[i] = o
-				case o.Cached && !out[i].Cached:
-					stale = append(stale, o)
-				}
+			for _, item := range items {
+				fn(id, k, item)
 			}
 		}
 	}
-	return out, stale
 }
 
 // missingOutputError lists outputs /view answered 404 for.
@@ -143,41 +157,4 @@ type TextOutput struct {
 	NodeID string
 	Kind   string // the UI key, usually "text"
 	Text   string
-}
-
-// collectTexts lists every string in a history's outputs: a UI key whose
-// value is a string or a list of strings. Order: node id, key, position.
-func collectTexts(outputs map[string]json.RawMessage) []TextOutput {
-	ids := make([]string, 0, len(outputs))
-	for id := range outputs {
-		ids = append(ids, id)
-	}
-	sortNodeIDs(ids)
-	var out []TextOutput
-	for _, id := range ids {
-		var ui map[string]json.RawMessage
-		if json.Unmarshal(outputs[id], &ui) != nil {
-			continue
-		}
-		keys := make([]string, 0, len(ui))
-		for k := range ui {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			var list []string
-			var one string
-			switch {
-			case json.Unmarshal(ui[k], &list) == nil:
-			case json.Unmarshal(ui[k], &one) == nil:
-				list = []string{one}
-			default:
-				continue // files, flags, numbers
-			}
-			for _, s := range list {
-				out = append(out, TextOutput{NodeID: id, Kind: k, Text: s})
-			}
-		}
-	}
-	return out
 }

@@ -17,7 +17,7 @@ func TestCollectOutputsStaleCached(t *testing.T) {
 		"5": json.RawMessage(`{"images": [{"filename": "other_00001_.png", "subfolder": "", "type": "output"}]}`),
 	}
 	for _, cachedNode := range []string{"2", "4"} {
-		outs, stale := collectOutputs(raw, map[string]bool{cachedNode: true, "5": true}, false)
+		outs, stale, _ := collectOutputs(raw, map[string]bool{cachedNode: true, "5": true}, false)
 		ran := map[string]string{"2": "4", "4": "2"}[cachedNode]
 		if len(outs) != 2 || outs[0].NodeID != ran || outs[0].Cached || outs[1].NodeID != "5" {
 			t.Errorf("cached %s: outputs %+v", cachedNode, outs)
@@ -65,7 +65,7 @@ func TestCollectOutputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			outs, stale := collectOutputs(raw, map[string]bool{"10": true}, tt.skipTemp)
+			outs, stale, _ := collectOutputs(raw, map[string]bool{"10": true}, tt.skipTemp)
 			if len(stale) != 0 {
 				t.Errorf("stale = %+v", stale)
 			}
@@ -118,7 +118,7 @@ func TestCollectTexts(t *testing.T) {
 		"9":  json.RawMessage(`{"images": [{"filename": "x.png", "subfolder": "", "type": "output"}]}`),
 		"16": json.RawMessage(`null`),
 	}
-	got := collectTexts(raw)
+	_, _, got := collectOutputs(raw, nil, false)
 	want := []TextOutput{{"3", "string", "a caption"}, {"12", "text", "hello"}, {"12", "text", "world"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

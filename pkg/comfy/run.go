@@ -182,8 +182,7 @@ func (c *Client) finishResult(ctx context.Context, res *Result, run *runState, o
 	res.NodeErrors = run.nodeErrors
 	res.RawOutputs = run.entry.Outputs
 	var stale []Output
-	res.Outputs, stale = collectOutputs(run.entry.Outputs, run.cachedSet(), opts.SkipTemp)
-	res.Texts = collectTexts(run.entry.Outputs)
+	res.Outputs, stale, res.Texts = collectOutputs(run.entry.Outputs, run.cachedSet(), opts.SkipTemp)
 	if run.sawEnd {
 		res.NodeTimings = run.nodeTimes
 	}
