@@ -233,13 +233,8 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	if err != nil {
 		return nil, "input", err
 	}
-	j.versionID = in.VersionID
-	var build *Build
-	j.progress(map[string]any{"stage": "realize", "version_id": in.VersionID}, true)
-	if err := j.stage("realize", func() (err error) {
-		build, err = j.h.cfg.Prepare(ctx, in.VersionID, j.realizeProgress)
-		return err
-	}); err != nil {
+	build, err := j.prepare(ctx, in.VersionID)
+	if err != nil {
 		return nil, "realize", err
 	}
 	wf, err := j.workflow(ctx, in)
@@ -250,11 +245,8 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	if err != nil {
 		return nil, "input", err
 	}
-	var w *warm
-	if err := j.stage("start", func() (err error) {
-		w, err = j.h.ensure(ctx, build, j)
-		return err
-	}); err != nil {
+	w, err := j.startComfy(ctx, build)
+	if err != nil {
 		return nil, "start", err
 	}
 	j.progress(map[string]any{"stage": "execute"}, true)
@@ -346,6 +338,26 @@ func texts(in []comfy.TextOutput) ([]output.Text, []string) {
 		out = append(out, output.Text{NodeID: t.NodeID, Kind: t.Kind, Text: t.Text})
 	}
 	return out, warnings
+}
+
+// prepare finds and realizes the job's version (stage "realize").
+func (j *jobRun) prepare(ctx context.Context, versionID string) (build *Build, err error) {
+	j.versionID = versionID
+	j.progress(map[string]any{"stage": "realize", "version_id": versionID}, true)
+	err = j.stage("realize", func() (err error) {
+		build, err = j.h.cfg.Prepare(ctx, versionID, j.realizeProgress)
+		return err
+	})
+	return build, err
+}
+
+// startComfy makes build's ComfyUI the warm one (stage "start").
+func (j *jobRun) startComfy(ctx context.Context, build *Build) (w *warm, err error) {
+	err = j.stage("start", func() (err error) {
+		w, err = j.h.ensure(ctx, build, j)
+		return err
+	})
+	return w, err
 }
 
 func extraData(in *Input) map[string]any {

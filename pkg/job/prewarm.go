@@ -33,18 +33,7 @@ func (h *Handler) Prewarm(ctx context.Context, versionID string, workflow json.R
 	j := h.newRun("warm-up", nil)
 	j.warmup = true
 	defer h.cleanAfter(j)
-	var stage string
-	var err error
-	if len(workflow) > 0 {
-		var input json.RawMessage
-		if input, err = WarmupInput(versionID, workflow); err == nil {
-			_, stage, err = j.run(ctx, input)
-		} else {
-			stage = "input"
-		}
-	} else {
-		stage, err = j.startVersion(ctx, versionID)
-	}
+	stage, err := j.warmUp(ctx, versionID, workflow)
 	if err != nil {
 		f := classify(ctx, stage, err)
 		return fmt.Errorf("warm-up of %s: %s", versionID, f.Message)
@@ -54,20 +43,22 @@ func (h *Handler) Prewarm(ctx context.Context, versionID string, workflow json.R
 	return nil
 }
 
-// startVersion realizes versionID and makes its ComfyUI the warm one.
-func (j *jobRun) startVersion(ctx context.Context, versionID string) (string, error) {
-	j.versionID = versionID
-	var build *Build
-	if err := j.stage("realize", func() (err error) {
-		build, err = j.h.cfg.Prepare(ctx, versionID, j.realizeProgress)
-		return err
-	}); err != nil {
+// warmUp runs the workflow, or without one realizes the version and
+// starts its ComfyUI; it returns the stage that failed.
+func (j *jobRun) warmUp(ctx context.Context, versionID string, workflow json.RawMessage) (string, error) {
+	if len(workflow) > 0 {
+		input, err := WarmupInput(versionID, workflow)
+		if err != nil {
+			return "input", err
+		}
+		_, stage, err := j.run(ctx, input)
+		return stage, err
+	}
+	build, err := j.prepare(ctx, versionID)
+	if err != nil {
 		return "realize", err
 	}
-	if err := j.stage("start", func() (err error) {
-		_, err = j.h.ensure(ctx, build, j)
-		return err
-	}); err != nil {
+	if _, err := j.startComfy(ctx, build); err != nil {
 		return "start", err
 	}
 	return "", nil
