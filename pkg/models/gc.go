@@ -2,13 +2,14 @@ package models
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,10 +84,9 @@ func (st *Store) GC(ctx context.Context, keep Keep, o GCOptions) (GCReport, erro
 	if err != nil {
 		return rep, err
 	}
-	links, err := st.placedLinks(o.LinkDirs)
-	if err != nil {
-		return rep, err
-	}
+	// MODELS_DIR can hold thousands of files: scan it only once a blob
+	// is a candidate.
+	links := sync.OnceValues(func() (*placed, error) { return st.placedLinks(o.LinkDirs) })
 	gone := map[string]bool{}
 	entries, err := os.ReadDir(filepath.Join(st.dir, "sha256"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -150,12 +150,7 @@ func (st *Store) keepSet(keep Keep) (map[string]bool, error) {
 		if src, err = st.resolveLocal(src); err != nil {
 			return nil, err
 		}
-		data, err := os.ReadFile(st.indexPath(src))
-		if err != nil {
-			continue
-		}
-		var e indexEntry
-		if json.Unmarshal(data, &e) == nil && len(e.SHA256) == 64 {
+		if e, ok := readIndex(st.indexPath(src)); ok {
 			set[e.SHA256] = true
 		}
 	}
@@ -164,7 +159,7 @@ func (st *Store) keepSet(keep Keep) (map[string]bool, error) {
 
 // collectBlob removes one unused blob unless it is linked elsewhere,
 // recent or being fetched; why says which.
-func (st *Store) collectBlob(digest string, o GCOptions, links *placed) (GCItem, string, error) {
+func (st *Store) collectBlob(digest string, o GCOptions, placedLinks func() (*placed, error)) (GCItem, string, error) {
 	path := st.blobPath(digest)
 	fi, err := os.Lstat(path)
 	if err != nil {
@@ -174,8 +169,12 @@ func (st *Store) collectBlob(digest string, o GCOptions, links *placed) (GCItem,
 		return GCItem{}, "recent", nil
 	}
 	item := GCItem{Path: path, SHA256: digest, Size: fi.Size()}
+	links, err := placedLinks()
+	if err != nil {
+		return GCItem{}, "", err
+	}
 	nlink, ino := linkInfo(fi)
-	placedHere := append(links.hard[ino], links.soft[digest]...)
+	placedHere := slices.Concat(links.hard[ino], links.soft[digest])
 	switch {
 	case !o.RemoveLinks && (nlink > 1 || len(placedHere) > 0):
 		return GCItem{}, "linked", nil
@@ -273,12 +272,7 @@ func (st *Store) gcIndex(gone map[string]bool, dryRun bool) (int, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		var ie indexEntry
-		if json.Unmarshal(data, &ie) == nil && len(ie.SHA256) == 64 && !gone[ie.SHA256] {
+		if ie, ok := readIndex(p); ok && !gone[ie.SHA256] {
 			if _, err := os.Stat(st.blobPath(ie.SHA256)); err == nil {
 				continue
 			}

@@ -31,12 +31,8 @@ func (st *Store) indexPath(src Source) string {
 // lookupIndex returns the blob recorded for src when that blob still
 // exists with the recorded size. It does no network I/O.
 func (st *Store) lookupIndex(src Source) (indexEntry, bool) {
-	data, err := os.ReadFile(st.indexPath(src))
-	if err != nil {
-		return indexEntry{}, false
-	}
-	var e indexEntry
-	if json.Unmarshal(data, &e) != nil || len(e.SHA256) != 64 {
+	e, ok := readIndex(st.indexPath(src))
+	if !ok {
 		return indexEntry{}, false
 	}
 	if src.Kind == KindFile {
@@ -46,6 +42,19 @@ func (st *Store) lookupIndex(src Source) (indexEntry, bool) {
 		}
 	}
 	if !st.blobOK(e.SHA256, e.Size) {
+		return indexEntry{}, false
+	}
+	return e, true
+}
+
+// readIndex reads one index entry; false when it is missing or unusable.
+func readIndex(path string) (indexEntry, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return indexEntry{}, false
+	}
+	var e indexEntry
+	if json.Unmarshal(data, &e) != nil || len(e.SHA256) != 64 {
 		return indexEntry{}, false
 	}
 	return e, true
