@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/units"
@@ -64,7 +63,7 @@ type gcRefs struct {
 func (a *app) gc(ctx context.Context, f gcFlags) error {
 	layout := cache.Layout{Root: a.cacheRoot()}
 	if !f.dryRun { // a dry run only reads, and writes not even a lock file
-		unlock, err := a.cacheLock(ctx, layout, true)
+		unlock, err := layout.LockCache(ctx, true, func() { a.log.Info().Msg("waiting for running realizes to finish") })
 		if err != nil {
 			return err
 		}
@@ -198,40 +197,4 @@ func (a *app) gcRefs(extraBuilds []string) (gcRefs, error) {
 	}
 	delete(refs.keep.Digests, "")
 	return refs, nil
-}
-
-// cacheLock takes the cache-wide lock: shared by realizes, exclusive for
-// gc, so gc never removes a blob a realize is about to link.
-// A realize on a cache it cannot write to (a read-only volume with
-// everything built) goes on without it: no gc can run there either.
-func (a *app) cacheLock(ctx context.Context, layout cache.Layout, exclusive bool) (func(), error) {
-	fl := flock.New(filepath.Join(layout.Locks(), "gc.lock"), flock.SetPermissions(0o644))
-	try, wait := fl.TryRLock, fl.TryRLockContext
-	if exclusive {
-		try, wait = fl.TryLock, fl.TryLockContext
-	}
-	err := os.MkdirAll(layout.Locks(), 0o755)
-	ok := false
-	if err == nil {
-		ok, err = try()
-	}
-	if err != nil && !exclusive {
-		a.log.Debug().Err(err).Msg("no cache lock; realizing without it")
-		return func() {}, nil
-	}
-	if err == nil && !ok {
-		what := "a cache gc"
-		if exclusive {
-			what = "running realizes"
-		}
-		a.log.Info().Msg("waiting for " + what + " to finish")
-		ok, err = wait(ctx, 250*time.Millisecond)
-	}
-	if err != nil || !ok {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("cache lock: %w", err)
-	}
-	return func() { _ = fl.Unlock() }, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -73,12 +74,7 @@ func (a *app) realizeCmd() *cobra.Command {
 				return nil
 			}
 			start := time.Now()
-			unlock, err := a.cacheLock(ctx, cache.Layout{Root: a.cacheRoot()}, false)
-			if err != nil {
-				return err
-			}
-			res, err := realize.Realize(ctx, cfg, l)
-			unlock()
+			res, err := a.realize(ctx, cfg, l)
 			if err != nil {
 				return err
 			}
@@ -149,6 +145,24 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 		SaveLock: func(l *lock.Lock) error { return lock.Write(lockPath, l) },
 	}
 	return cfg, ui.Close, nil
+}
+
+// realize runs realize.Realize under the shared cache lock, so a gc waits
+// for it. A cache it cannot even make the lock in (a read-only volume with
+// everything built) is realized without it: no gc can run there either.
+func (a *app) realize(ctx context.Context, cfg realize.Config, l *lock.Lock) (*realize.Result, error) {
+	unlock, err := cache.Layout{Root: a.cacheRoot()}.LockCache(ctx, false, func() {
+		a.log.Info().Msg("waiting for a cache gc to finish")
+	})
+	switch {
+	case err == nil:
+		defer unlock()
+	case ctx.Err() != nil:
+		return nil, err
+	default:
+		a.log.Debug().Err(err).Msg("no cache lock; realizing without it")
+	}
+	return realize.Realize(ctx, cfg, l)
 }
 
 // modelsDir is the shared models directory: the flag, MODELS_DIR, or the

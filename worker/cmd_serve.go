@@ -318,12 +318,7 @@ func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realize
 		return nil, err
 	}
 	defer done()
-	unlock, err := a.cacheLock(ctx, cache.Layout{Root: a.cacheRoot()}, false)
-	if err != nil {
-		return nil, err
-	}
-	res, err := realize.Realize(ctx, cfg, l)
-	unlock()
+	res, err := a.realize(ctx, cfg, l)
 	if err != nil {
 		return nil, err
 	}

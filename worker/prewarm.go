@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/runpod-comfy/worker/pkg/job"
-	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // prewarmConfig reads COMFY_PREWARM (a version id, or 1/true for
@@ -37,11 +36,7 @@ func (a *app) prewarmConfig() (string, json.RawMessage, error) {
 	if id == "" {
 		return "", nil, usageErr(fmt.Errorf("COMFY_PREWARM=%q: name the version to warm up, or set COMFY_VERSION_NAME", v))
 	}
-	s, err := spec.Load(a.specDirs(), id)
-	if err == nil {
-		err = checkSources(s)
-	}
-	if err != nil {
+	if _, err := a.loadSpec(id); err != nil {
 		return "", nil, usageErr(fmt.Errorf("warm-up version: %w", err))
 	}
 	if wfPath == "" {
