@@ -11,6 +11,7 @@ import (
 	"github.com/runpod-comfy/worker/internal/gittest"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/spec"
+	"github.com/runpod-comfy/worker/pkg/version"
 )
 
 func TestVersionLifecycle(t *testing.T) {
@@ -60,7 +61,7 @@ func TestVersionLifecycle(t *testing.T) {
 			t.Errorf("validate output lacks %q:\n%s", want, out)
 		}
 	}
-	var p plan
+	var p version.Validation
 	if err := json.Unmarshal([]byte(e.mustRun("validate", "demo", "--json")), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestCreateFromSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Comfy.URL != officialComfyRepo || s.Comfy.Commit != core.Head() || len(s.CustomNodes) != 1 || s.CustomNodes[0].Commit != n.Head() {
+	if s.Comfy.URL != version.OfficialComfyRepo || s.Comfy.Commit != core.Head() || len(s.CustomNodes) != 1 || s.CustomNodes[0].Commit != n.Head() {
 		t.Errorf("spec from snapshot = %+v %+v", s.Comfy, s.CustomNodes)
 	}
 }

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
-	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/spec"
+	"github.com/runpod-comfy/worker/pkg/version"
 )
-
-// officialComfyRepo is the core repository a snapshot is pinned against
-// when --repo is not given.
-const officialComfyRepo = "https://github.com/comfyanonymous/ComfyUI"
 
 type createFlags struct {
 	repo       string
@@ -65,99 +60,26 @@ func checkOutputName(path, id string) error {
 }
 
 func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
-	if !spec.ValidID(id) {
-		return &spec.Error{Msg: fmt.Sprintf("invalid version id %q: use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", id)}
-	}
-	if f.repo == "" && f.snapshot == "" {
-		return usageErr(fmt.Errorf("--repo is required (e.g. --repo %s@master), unless --from-snapshot gives the core commit", officialComfyRepo))
-	}
 	out := f.output
 	if out == "" {
 		out = filepath.Join(a.cfg.VersionsDir, id+".json")
 	}
-	if err := checkOutputName(out, id); err != nil {
-		return err
-	}
-	if _, err := os.Stat(out); err == nil && !f.force {
-		return usageErr(fmt.Errorf("%s already exists: pass --force to overwrite it, or `worker clone` to copy it", out))
-	}
-	s := &spec.Spec{ID: id, Env: map[string]string{}}
-	if f.repo != "" {
-		url, ref := spec.ParseRepoRef(f.repo)
-		s.Comfy = spec.Repo{URL: url, Ref: ref}
-	}
-	if f.snapshot != "" {
-		data, err := os.ReadFile(f.snapshot)
-		if err != nil {
-			return usageErr(err)
-		}
-		snap, err := spec.ParseSnapshot(data, f.snapshot)
-		if err != nil {
+	if spec.ValidID(id) {
+		if err := checkOutputName(out, id); err != nil {
 			return err
 		}
-		a.logWarnings(f.snapshot, snap.Warnings)
-		if s.Comfy.URL == "" {
-			s.Comfy.URL = officialComfyRepo
+		if _, err := os.Stat(out); err == nil && !f.force {
+			return usageErr(fmt.Errorf("%s already exists: pass --force to overwrite it, or `worker clone` to copy it", out))
 		}
-		if snap.ComfyCommit != "" {
-			s.Comfy.Commit = snap.ComfyCommit
-		}
-		s.CustomNodes = append(s.CustomNodes, snap.Nodes...)
 	}
-	for _, file := range f.nodesFiles {
-		nodes, err := readListOf(a, file, spec.ParseNodes)
-		if err != nil {
-			return err
-		}
-		s.CustomNodes = append(s.CustomNodes, nodes...)
-	}
-	for _, x := range f.nodes {
-		nodes, err := a.nodesArg(x)
-		if err != nil {
-			return err
-		}
-		s.CustomNodes = append(s.CustomNodes, nodes...)
-	}
-	for _, file := range f.modelFiles {
-		models, err := readListOf(a, file, spec.ParseModels)
-		if err != nil {
-			return err
-		}
-		s.Models = append(s.Models, models...)
-	}
-
-	for _, x := range f.models {
-		var models []spec.Model
-		var err error
-		if isInline(x) {
-			models, err = parseInline(x, "--models", spec.ParseModels, a)
-		} else {
-			models, err = readListOf(a, x, spec.ParseModels)
-		}
-		if err != nil {
-			return err
-		}
-		s.Models = append(s.Models, models...)
-	}
-	// Round-trip through the decoder: the assembled spec gets every check a
-	// hand-written one does (unique names and targets, merged duplicates).
-	s, err := reparse(s, out)
+	m := a.manager(nil)
+	s, err := m.Create(cmd.Context(), version.NewSpec{
+		ID: id, Repo: f.repo, Snapshot: f.snapshot, Nodes: f.nodes, NodesFiles: f.nodesFiles,
+		Models: f.models, ModelFiles: f.modelFiles, File: out,
+	})
 	if err != nil {
 		return err
 	}
-	l, _, err := lock.Resolve(cmd.Context(), s, nil, a.resolver(), lock.Options{Offline: a.cfg.Offline, Logger: a.log})
-	if err != nil {
-		return err
-	}
-	s.Comfy.Commit = l.Comfy.Commit
-	for i := range s.CustomNodes {
-		s.CustomNodes[i].Commit = l.CustomNodes[i].Commit
-	}
-	s, err = reparse(s, out)
-	if err != nil {
-		return err
-	}
-	a.logWarnings(out, s.Warnings)
 	data, err := s.Marshal()
 	if err != nil {
 		return err
@@ -165,66 +87,9 @@ func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
 	if err := a.writeNew(out, data, f.force); err != nil {
 		return err
 	}
-	if _, _, err := a.lockFor(cmd.Context(), s, false, false); err != nil {
+	if _, _, err := m.Lock(cmd.Context(), s, version.LockOptions{}); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "[OK] created %s: %s (%d custom nodes, %d models, core %s)\n", id, out, len(s.CustomNodes), len(s.Models), s.Comfy.Commit)
 	return nil
-}
-
-func reparse(s *spec.Spec, file string) (*spec.Spec, error) {
-	data, err := s.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return spec.Decode(data, file)
-}
-
-func isInline(x string) bool {
-	t := bytes.TrimSpace([]byte(x))
-	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
-}
-
-func (a *app) nodesArg(x string) ([]spec.Node, error) {
-	if isInline(x) {
-		return parseInline(x, "--nodes", spec.ParseNodes, a)
-	}
-	if st, err := os.Stat(x); err == nil && !st.IsDir() {
-		return readListOf(a, x, spec.ParseNodes)
-	}
-	n, ws, err := spec.NodeFromRepoRef(x)
-	if err != nil {
-		return nil, withFlag(err, "--nodes")
-	}
-	a.logWarnings("--nodes", ws)
-	return []spec.Node{n}, nil
-}
-
-func parseInline[T any](x, flag string, parse func([]byte, string) ([]T, []spec.Warning, error), a *app) ([]T, error) {
-	items, ws, err := parse([]byte(x), flag)
-	if err != nil {
-		return nil, err
-	}
-	a.logWarnings(flag, ws)
-	return items, nil
-}
-
-func readListOf[T any](a *app, file string, parse func([]byte, string) ([]T, []spec.Warning, error)) ([]T, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	items, ws, err := parse(data, file)
-	if err != nil {
-		return nil, err
-	}
-	a.logWarnings(file, ws)
-	return items, nil
-}
-
-func withFlag(err error, flag string) error {
-	if se, ok := err.(*spec.Error); ok && se.File == "" {
-		se.File = flag
-	}
-	return err
 }

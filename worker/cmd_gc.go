@@ -4,19 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/units"
-	"github.com/runpod-comfy/worker/pkg/cache"
-	"github.com/runpod-comfy/worker/pkg/gitsrc"
-	"github.com/runpod-comfy/worker/pkg/lock"
-	"github.com/runpod-comfy/worker/pkg/models"
-	"github.com/runpod-comfy/worker/pkg/realize"
-	"github.com/runpod-comfy/worker/pkg/spec"
+	"github.com/runpod-comfy/worker/pkg/version"
 )
 
 type gcFlags struct {
@@ -54,45 +48,12 @@ with --build so their symlinked models are kept.`,
 	return cmd
 }
 
-// gcRefs is what the versions on this volume still use.
-type gcRefs struct {
-	keep  models.Keep
-	repos map[string]bool
-}
-
 func (a *app) gc(ctx context.Context, f gcFlags) error {
-	layout := cache.Layout{Root: a.cacheRoot()}
-	if !f.dryRun { // a dry run only reads, and writes not even a lock file
-		unlock, err := layout.LockCache(ctx, true, func() { a.log.Info().Msg("waiting for running realizes to finish") })
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	refs, err := a.gcRefs(f.builds)
+	rep, err := a.manager(nil).GC(ctx, version.GCOptions{
+		DryRun: f.dryRun, Git: f.git, PruneModelsDir: f.pruneModelsDir, MinAge: f.minAge, Builds: f.builds,
+	})
 	if err != nil {
 		return err
-	}
-	store, err := models.New(models.Config{Root: layout.Root, Logger: a.log})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	rep := struct {
-		DryRun bool                `json:"dry_run"`
-		Models models.GCReport     `json:"models"`
-		Git    *gitsrc.PruneReport `json:"git,omitempty"`
-	}{DryRun: f.dryRun}
-	if rep.Models, err = store.GC(ctx, refs.keep, models.GCOptions{MinAge: f.minAge, DryRun: f.dryRun,
-		LinkDirs: []string{a.modelsDir("")}, RemoveLinks: f.pruneModelsDir}); err != nil {
-		return err
-	}
-	if f.git {
-		g, err := gitsrc.Prune(ctx, layout.Git(), refs.repos, gitsrc.PruneOptions{MinAge: f.minAge, DryRun: f.dryRun})
-		if err != nil {
-			return err
-		}
-		rep.Git = &g
 	}
 	if f.json {
 		return json.NewEncoder(a.stdout).Encode(rep)
@@ -121,80 +82,4 @@ func (a *app) gc(ctx context.Context, f gcFlags) error {
 	fmt.Fprintf(a.stdout, "%s %s; kept %d models in use, %d placed elsewhere, %d younger than %s, %d being fetched\n",
 		verb, units.Bytes(freed), m.Kept, m.Linked, m.Recent, f.minAge, m.Busy)
 	return nil
-}
-
-// gcRefs collects the models and repositories named by every spec, every
-// lock in the cache and every build marker. What cannot be read is
-// reported and skipped: a spec that does not parse cannot be realized.
-func (a *app) gcRefs(extraBuilds []string) (gcRefs, error) {
-	refs := gcRefs{keep: models.Keep{Digests: map[string]bool{}}, repos: map[string]bool{}}
-	repo := func(u string) {
-		if k, err := gitsrc.RepoKey(u); err == nil {
-			refs.repos[k] = true
-		}
-	}
-	for _, dir := range a.specDirs() {
-		entries, err := spec.List(dir)
-		if err != nil {
-			return refs, err
-		}
-		for _, e := range entries {
-			s, err := spec.LoadFile(e.Path)
-			if err != nil {
-				a.log.Warn().Err(err).Msg("gc: skipping a spec that does not load")
-				continue
-			}
-			repo(s.Comfy.URL)
-			for _, n := range s.CustomNodes {
-				repo(n.URL)
-			}
-			for _, m := range s.Models {
-				refs.keep.Digests[m.SHA256] = true
-				for _, src := range m.Sources {
-					refs.keep.Sources = append(refs.keep.Sources, models.KeepSource{Source: src})
-				}
-			}
-		}
-	}
-	locks, _ := filepath.Glob(filepath.Join(cache.Layout{Root: a.cacheRoot()}.Resolved(), "*.lock.json"))
-	for _, p := range locks {
-		l, err := lock.Read(p)
-		if err != nil {
-			a.log.Warn().Err(err).Str("lock", p).Msg("gc: skipping a lock that does not read")
-			continue
-		}
-		repo(l.Comfy.Repo)
-		for _, n := range l.CustomNodes {
-			repo(n.Repo.Repo)
-		}
-		for _, m := range l.Models {
-			refs.keep.Digests[m.SHA256] = true
-			for _, src := range append([]string{m.Source}, m.Sources...) {
-				refs.keep.Sources = append(refs.keep.Sources, models.KeepSource{Source: src})
-			}
-		}
-	}
-	builds, _ := filepath.Glob(filepath.Join(a.cfg.Cache.BuildsRoot(), "comfy-*"))
-	if a.cfg.ComfyHome != "" {
-		builds = append(builds, a.cfg.ComfyHome)
-	}
-	for _, dir := range extraBuilds {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return refs, usageErr(fmt.Errorf("--build %s: not a build directory", dir))
-		}
-	}
-	for _, dir := range append(builds, extraBuilds...) {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			continue // comfy-<id>.lock beside each build
-		}
-		m, err := realize.ReadMarker(dir, "")
-		if err != nil {
-			return refs, fmt.Errorf("gc: %s: %w", dir, err)
-		}
-		for _, pm := range m.Models {
-			refs.keep.Digests[pm.SHA256] = true
-		}
-	}
-	delete(refs.keep.Digests, "")
-	return refs, nil
 }

@@ -2,38 +2,17 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
-	"github.com/runpod-comfy/worker/pkg/cache"
-	"github.com/runpod-comfy/worker/pkg/lock"
-	"github.com/runpod-comfy/worker/pkg/realize"
 	"github.com/runpod-comfy/worker/pkg/spec"
+	"github.com/runpod-comfy/worker/pkg/version"
 )
-
-// listEntry is one row of `worker list`.
-type listEntry struct {
-	ID    string `json:"version_id"`
-	Spec  string `json:"spec"`
-	Valid bool   `json:"valid"`
-	Error string `json:"error,omitempty"`
-	// Lock is "none", "current" (matches the spec) or "stale".
-	Lock  string `json:"lock"`
-	Build string `json:"build"`
-	// BuildState is "absent", "incomplete" (a realize did not finish),
-	// "stale" (complete for an older lock) or "complete".
-	BuildState string `json:"build_state"`
-}
 
 func (a *app) listCmd() *cobra.Command {
 	var asJSON bool
@@ -42,25 +21,9 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List version specs with the state of their lock and build",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Every spec directory, in search order; an id found twice is
-			// listed once, as the first directory's spec wins.
-			seen := map[string]bool{}
-			var entries []spec.Entry
-			for _, dir := range a.specDirs() {
-				found, err := spec.List(dir)
-				if err != nil {
-					return err
-				}
-				for _, e := range found {
-					if !seen[e.ID] {
-						seen[e.ID] = true
-						entries = append(entries, e)
-					}
-				}
-			}
-			rows := make([]listEntry, 0, len(entries))
-			for _, e := range entries {
-				rows = append(rows, a.listRow(e))
+			rows, err := a.manager(nil).List()
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
@@ -83,45 +46,6 @@ func (a *app) listCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) listRow(e spec.Entry) listEntry {
-	r := listEntry{ID: e.ID, Spec: e.Path, Lock: "none", BuildState: "absent", Build: a.buildDir(e.ID, "")}
-	s, err := spec.LoadFile(e.Path)
-	if err != nil {
-		r.Error = err.Error()
-	} else {
-		r.Valid = true
-	}
-	if l, err := lock.Read(a.lockPath(e.ID)); err == nil {
-		r.Lock = "stale"
-		if s != nil && l.SpecDigest == s.Digest() {
-			r.Lock = "current"
-		}
-	}
-	if st, err := os.Stat(r.Build); err == nil && st.IsDir() {
-		r.BuildState = "incomplete"
-		m, err := realize.ReadMarker(r.Build, e.ID)
-		if l, lerr := lock.Read(a.lockPath(e.ID)); err == nil && lerr == nil && m.Complete {
-			r.BuildState = "stale" // complete, for another lock
-			if m.LockDigest == realize.LockDigest(l) {
-				r.BuildState = "complete"
-			}
-		}
-	}
-	return r
-}
-
-// buildDir is where a version's build lives: --target, else COMFY_HOME,
-// else <builds root>/comfy-<id>.
-func (a *app) buildDir(id, target string) string {
-	if target != "" {
-		return target
-	}
-	if a.cfg.ComfyHome != "" {
-		return a.cfg.ComfyHome
-	}
-	return cache.BuildDir(a.cfg.Cache.BuildsRoot(), id)
-}
-
 func (a *app) cloneCmd() *cobra.Command {
 	var force bool
 	var output string
@@ -134,7 +58,7 @@ func (a *app) cloneCmd() *cobra.Command {
 			if !spec.ValidID(dst) {
 				return &spec.Error{Msg: fmt.Sprintf("invalid version id %q: use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", dst)}
 			}
-			path, err := spec.Find(a.specDirs(), src)
+			path, err := a.manager(nil).Find(src)
 			if err != nil {
 				return err
 			}
@@ -180,114 +104,19 @@ func (a *app) deleteCmd() *cobra.Command {
 		Short: "Remove a version's build and lock (and with --remove-spec its spec)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id := args[0]
-			if !spec.ValidID(id) {
-				return &spec.Error{Msg: fmt.Sprintf("invalid version id %q", id)}
-			}
-			dir := a.buildDir(id, target)
-			if err := a.checkDeletable(dir, target != ""); err != nil {
-				return err
-			}
-			if err := checkBuildOf(dir, id, dir == cache.BuildDir(a.cfg.Cache.BuildsRoot(), id)); err != nil {
-				return err
-			}
-			// Wait for a realize of this build to finish rather than pull
-			// the tree from under it.
-			fl := flock.New(realize.BuildLockPath(dir))
-			if _, err := fl.TryLockContext(cmd.Context(), 250*time.Millisecond); err == nil {
-				defer fl.Unlock()
-			}
-			removed, err := removeIfExists(dir)
-			if err != nil {
-				return fmt.Errorf("delete %s: build %s: %w", id, dir, err)
-			}
-			report(a, "build", dir, removed)
-			os.Remove(realize.BuildLockPath(dir)) // the build's lock file beside it
-			removed, err = removeIfExists(a.lockPath(id))
-			if err != nil {
-				return fmt.Errorf("delete %s: lock: %w", id, err)
-			}
-			report(a, "lock", a.lockPath(id), removed)
-			if removeSpec {
-				p, err := spec.Find(a.specDirs(), id)
-				if err != nil {
-					return err
+			m := a.manager(&realizeFlags{target: target})
+			removed, err := m.Delete(cmd.Context(), args[0], version.DeleteOptions{Explicit: target != "", RemoveSpec: removeSpec})
+			for _, r := range removed {
+				state := "removed"
+				if !r.Removed {
+					state = "absent"
 				}
-				if err := os.Remove(p); err != nil {
-					return fmt.Errorf("delete %s: spec: %w", id, err)
-				}
-				report(a, "spec", p, true)
+				fmt.Fprintf(a.stdout, "%s: %s (%s)\n", r.What, r.Path, state)
 			}
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the build directory to remove (default <builds root>/comfy-<id>)")
 	cmd.Flags().BoolVar(&removeSpec, "remove-spec", false, "also remove versions/<id>.json")
 	return cmd
-}
-
-// checkBuildOf refuses to delete a directory that is not id's build: one
-// that holds another version (COMFY_HOME is one directory for every id),
-// or, away from id's own place in the builds root, a non-empty one the
-// worker did not make.
-func checkBuildOf(dir, id string, ownPlace bool) error {
-	b, err := os.ReadFile(filepath.Join(dir, realize.MarkerFile))
-	if errors.Is(err, os.ErrNotExist) {
-		entries, derr := os.ReadDir(dir)
-		if !ownPlace && derr == nil && len(entries) > 0 {
-			return fmt.Errorf("delete %s: %s was not made by the worker (no %s); nothing was removed", id, dir, realize.MarkerFile)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("delete %s: %w", id, err)
-	}
-	var m struct {
-		VersionID string `json:"version_id"`
-	}
-	if json.Unmarshal(b, &m) == nil && m.VersionID != "" && m.VersionID != id {
-		return fmt.Errorf("delete %s: %s holds version %s, not %s; nothing was removed", id, dir, m.VersionID, id)
-	}
-	return nil
-}
-
-func report(a *app, what, path string, removed bool) {
-	state := "removed"
-	if !removed {
-		state = "absent"
-	}
-	fmt.Fprintf(a.stdout, "%s: %s (%s)\n", what, path, state)
-}
-
-// checkDeletable refuses to remove anything but a build directory: a path
-// outside the builds root needs an explicit --target, and even then never
-// a filesystem root, a home, or a cache/builds root itself.
-func (a *app) checkDeletable(dir string, explicit bool) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	buildsRoot, _ := filepath.Abs(a.cfg.Cache.BuildsRoot())
-	cacheRoot, _ := filepath.Abs(a.cacheRoot())
-	home, _ := os.UserHomeDir()
-	for _, forbidden := range []string{"/", home, buildsRoot, cacheRoot, filepath.Dir(buildsRoot), a.cfg.ModelsDir} {
-		if forbidden != "" && abs == filepath.Clean(forbidden) {
-			return usageErr(fmt.Errorf("refusing to delete %s: it is not a build directory", abs))
-		}
-	}
-	if strings.HasPrefix(cacheRoot+"/", abs+"/") {
-		return usageErr(fmt.Errorf("refusing to delete %s: it contains the shared cache %s", abs, cacheRoot))
-	}
-	inside := strings.HasPrefix(abs, buildsRoot+string(filepath.Separator))
-	if !inside && !explicit {
-		return usageErr(fmt.Errorf("refusing to delete %s: it is outside the builds root %s; pass it as --target to delete it anyway", abs, buildsRoot))
-	}
-	return nil
-}
-
-func removeIfExists(p string) (bool, error) {
-	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return true, os.RemoveAll(p)
 }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
 	"github.com/runpod-comfy/worker/pkg/comfy"
+	"github.com/runpod-comfy/worker/pkg/endpoint"
 	"github.com/runpod-comfy/worker/pkg/job"
-	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
 func (a *app) runUICmd() *cobra.Command {
@@ -41,7 +41,10 @@ spelling "--extra-args -- ..." works too. Ctrl+C stops it and exits 0.`,
 			if dash := cmd.ArgsLenAtDash(); dash > 0 {
 				passthrough = args[dash:]
 			}
-			build, err := a.prepare(ctx, id, nil, f)
+			if err := f.check(); err != nil {
+				return err
+			}
+			build, err := a.manager(&f).Prepare(ctx, id, nil)
 			if err != nil {
 				return err
 			}
@@ -135,9 +138,10 @@ in the JSON either way).
 				input["images"] = imgs
 			}
 			raw, _ := json.Marshal(input)
-			h, err := a.jobHandlerWith(func(ctx context.Context, id string, p progress.Func) (*jobBuild, error) {
-				return a.prepare(ctx, id, p, f)
-			})
+			if err := f.check(); err != nil {
+				return err
+			}
+			h, err := a.jobHandler(a.manager(&f))
 			if err != nil {
 				return err
 			}
@@ -149,10 +153,11 @@ in the JSON either way).
 			}
 			body, _ := json.MarshalIndent(doc, "", "  ")
 			body = append(body, '\n')
+			result, _ := json.Marshal(out.Output)
 			if rawBase64 && out.Failure == nil {
-				b64, err := firstBase64(out.Output)
-				if err != nil {
-					return err
+				b64, ok := endpoint.FirstBase64(result)
+				if !ok {
+					return errors.New("--raw-base64: the result has no base64 output (use --output base64)")
 				}
 				body = []byte(b64)
 			}
@@ -164,7 +169,8 @@ in the JSON either way).
 				a.stdout.Write(body)
 			}
 			if outDir != "" && out.Failure == nil {
-				if err := writeOutputFiles(out.Output, outDir); err != nil {
+				w := endpoint.OutputWriter{Logger: a.log}
+				if _, err := w.WriteOutputs(ctx, result, outDir); err != nil {
 					return err
 				}
 			}

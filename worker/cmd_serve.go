@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,8 +16,6 @@ import (
 	"github.com/runpod-comfy/worker/pkg/comfy"
 	"github.com/runpod-comfy/worker/pkg/job"
 	"github.com/runpod-comfy/worker/pkg/output"
-	"github.com/runpod-comfy/worker/pkg/progress"
-	"github.com/runpod-comfy/worker/pkg/realize"
 	"github.com/runpod-comfy/worker/pkg/runpod"
 )
 
@@ -57,26 +54,15 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	// Which mode, as the SDK decides it; the modes that run on RunPod wait
-	// for the network volume before anything reads from it (a GCS key
-	// file, versions, the cache).
-	mode := modeJobLoop
-	switch {
-	case f.serveAPI:
-		mode = modeLocalAPI
-	case rp.RealtimePort != 0:
-		mode = modeRealtime
-	case rp.Local() || cmd.Flags().Changed("test_input"):
-		mode = modeOneJob
-	}
-	if mode == modeJobLoop || mode == modeRealtime {
+	// The modes that run on RunPod wait for the network volume before
+	// anything reads from it (a GCS key file, versions, the cache).
+	mode := runpod.ChooseMode(rp, f.serveAPI, cmd.Flags().Changed("test_input"))
+	if mode.OnRunPod() {
 		if err := a.waitForVolume(ctx); err != nil {
 			return err
 		}
 	}
-	h, err := a.jobHandlerWith(func(ctx context.Context, id string, p progress.Func) (*job.Build, error) {
-		return a.prepare(ctx, id, p, realizeFlags{jobs: 4})
-	})
+	h, err := a.jobHandler(a.manager(nil))
 	if err != nil {
 		return err
 	}
@@ -85,64 +71,40 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		defer cancel()
 		h.Close(stopCtx)
 	}()
-	if mode != modeOneJob {
+	if mode != runpod.ModeOneJob {
 		id, wf, err := a.prewarmConfig()
 		if err != nil {
 			return err
 		}
 		if id != "" {
-			defer a.startPrewarm(ctx, h, id, wf)()
+			defer h.StartPrewarm(ctx, id, wf)()
 		}
 	}
-	handler := runpodHandler(h)
-	opts := []runpod.Option{runpod.WithLogger(a.log)}
 	if f.apiConcurrency > 1 || rp.RealtimeConcurrency > 1 {
 		a.log.Warn().Int("rp_api_concurrency", f.apiConcurrency).Int("realtime_concurrency", rp.RealtimeConcurrency).
 			Msg("jobs run one at a time on this worker's ComfyUI; --rp_api_concurrency and RUNPOD_REALTIME_CONCURRENCY are ignored")
 	}
-	switch mode {
-	case modeLocalAPI:
-		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", f.apiHost, f.apiPort)).Msg("serving the local RunPod API")
-		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, f.apiHost, f.apiPort)
-	case modeRealtime:
-		// All interfaces, as the SDK does; --rp_api_host narrows it.
-		host := "0.0.0.0"
-		if cmd.Flags().Changed("rp_api_host") {
-			host = f.apiHost
-		}
-		a.log.Info().Str("addr", fmt.Sprintf("%s:%d", host, rp.RealtimePort)).Msg("RUNPOD_REALTIME_PORT is set: serving the RunPod API")
-		return runpod.NewAPIServer(handler, rp, opts...).ListenAndServe(ctx, host, rp.RealtimePort)
-	case modeOneJob:
-		code := runpod.RunLocal(ctx, handler, runpod.LocalOptions{TestInput: f.testInput, Out: a.stdout, Config: rp}, opts...)
-		if code != runpod.ExitOK {
-			return silentFailure{}
-		}
-		return nil
-	default:
-		w, err := runpod.NewWorker(rp, handler, opts...)
-		if err != nil {
-			return usageErr(err)
-		}
-		a.log.Info().Msg("RunPod worker started")
-		trimMemory(a)
-		return w.Run(ctx)
+	err = runpod.Serve(ctx, mode, runpodHandler(h), rp, runpod.ServeOptions{
+		APIHost: f.apiHost, APIHostSet: cmd.Flags().Changed("rp_api_host"), APIPort: f.apiPort,
+		TestInput: f.testInput, Out: a.stdout, Started: func() { trimMemory(a) },
+	}, runpod.WithLogger(a.log))
+	var ce *runpod.ConfigError
+	switch {
+	case errors.Is(err, runpod.ErrJobFailed):
+		return silentFailure{}
+	case errors.As(err, &ce):
+		return usageErr(err)
 	}
+	return err
 }
-
-// The ways `worker` without a subcommand runs.
-const (
-	modeJobLoop = iota
-	modeLocalAPI
-	modeRealtime
-	modeOneJob
-)
 
 // waitForVolume holds a serverless worker until its network volume is
 // mounted (RUNPOD_VOLUME_WAIT seconds, default 60; 0 disables).
 func (a *app) waitForVolume(ctx context.Context) error {
-	wait, err := envSeconds(a.getenv, "RUNPOD_VOLUME_WAIT", 60*time.Second)
-	if err != nil || wait == 0 {
-		return err
+	env := &envReader{getenv: a.getenv}
+	wait := env.seconds("RUNPOD_VOLUME_WAIT", 60*time.Second)
+	if env.err != nil || wait == 0 {
+		return env.err
 	}
 	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
 	if cache.VolumeReady(vol) {
@@ -166,46 +128,14 @@ type silentFailure struct{ usage bool }
 
 func (silentFailure) Error() string { return "" }
 
-// idleTrimmer pages the binary's code out once the worker has been idle
-// for a while after a job: doing it right after a job would make the
-// result's delivery fault the pages straight back in.
-type idleTrimmer struct {
-	mu    sync.Mutex
-	jobs  int
-	timer *time.Timer
-}
-
-var idle idleTrimmer
-
-func (t *idleTrimmer) busy() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.jobs++
-	if t.timer != nil {
-		t.timer.Stop()
-	}
-}
-
-func (t *idleTrimmer) done() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.jobs--
-	if t.jobs == 0 {
-		t.timer = time.AfterFunc(2*time.Second, func() {
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			if t.jobs == 0 {
-				memtrim.ExecutablePages()
-			}
-		})
-	}
-}
+// idle pages the binary's code out between jobs.
+var idle memtrim.Idle
 
 // runpodHandler adapts the job handler to the RunPod worker.
 func runpodHandler(h *job.Handler) runpod.Handler {
 	return func(ctx context.Context, j runpod.Job, p runpod.Progress) runpod.Result {
-		idle.busy()
-		defer idle.done()
+		idle.Busy()
+		defer idle.Done()
 		out := h.Handle(ctx, j.ID, j.Input, p.Update)
 		if out.Failure != nil {
 			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Details}
@@ -214,167 +144,50 @@ func runpodHandler(h *job.Handler) runpod.Handler {
 	}
 }
 
-// jobBuild is a realized version as the job handler runs it.
-type jobBuild = job.Build
-
-// jobHandlerWith wires the job handler around prepare (which finds and
-// realizes versions): ComfyUI on loopback, scratch on local disk.
-func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
-	scratch := firstNonEmpty(a.getenv("COMFY_SCRATCH_DIR"), filepath.Join(os.TempDir(), fmt.Sprintf("comfy-worker-%d", os.Getpid())))
-	timeout, err := jobTimeout(a.getenv)
-	if err != nil {
-		return nil, err
+// jobHandler wires the job handler around the versions it prepares:
+// ComfyUI on loopback, scratch on local disk.
+func (a *app) jobHandler(versions job.Versions) (*job.Handler, error) {
+	env := &envReader{getenv: a.getenv}
+	cfg := job.Config{
+		Versions:      versions,
+		Scratch:       firstNonEmpty(env.str("COMFY_SCRATCH_DIR"), filepath.Join(os.TempDir(), fmt.Sprintf("comfy-worker-%d", os.Getpid()))),
+		AutoThreshold: env.bytes("OUTPUT_AUTO_THRESHOLD"),
+		Comfy:         comfy.Config{Logger: a.log, StartTimeout: env.seconds("COMFY_STARTUP_TIMEOUT", 0), ExtraArgs: strings.Fields(env.str("COMFY_EXTRA_ARGS"))},
+		Defaults: job.Defaults{
+			VersionID: env.str("COMFY_VERSION_NAME"), OutputMode: env.str("OUTPUT_MODE"),
+			GCSBucket: env.str("GCS_BUCKET"), GCSPrefix: env.str("GCS_PREFIX"),
+			Timeout:    jobTimeout(env),
+			MaxTimeout: env.seconds("COMFY_MAX_JOB_TIMEOUT", 0),
+		},
+		Logger: a.log,
 	}
-	maxTimeout, err := envSeconds(a.getenv, "COMFY_MAX_JOB_TIMEOUT", 0)
-	if err != nil {
-		return nil, err
-	}
-	startTimeout, err := envSeconds(a.getenv, "COMFY_STARTUP_TIMEOUT", 0)
-	if err != nil {
-		return nil, err
+	if env.err != nil {
+		return nil, env.err
 	}
 	gc, err := loadGCSConfig(a.getenv)
 	if err != nil {
 		return nil, err
 	}
-	var gcs job.Deliverer
 	var creds *output.Credentials
 	if gc.configured(a.getenv) {
 		d, err := a.newGCSDeliverer(context.Background(), gc)
 		if err != nil {
 			return nil, err
 		}
-		gcs, creds = d, d.creds
+		cfg.GCS, creds = d, d.creds
 	}
-	fetch, err := a.urlFetcher(creds)
-	if err != nil {
+	if cfg.Fetch, err = a.urlFetcher(creds); err != nil {
 		return nil, err
 	}
-	var autoThreshold int64
-	if v := a.getenv("OUTPUT_AUTO_THRESHOLD"); v != "" {
-		if autoThreshold, err = strconv.ParseInt(v, 10, 64); err != nil || autoThreshold <= 0 {
-			return nil, usageErr(fmt.Errorf("OUTPUT_AUTO_THRESHOLD=%q: want a number of bytes", v))
-		}
-	}
-	return job.New(job.Config{
-		Fetch:         fetch,
-		GCS:           gcs,
-		AutoThreshold: autoThreshold,
-		Prepare:       prepare,
-		Scratch:       scratch,
-		Comfy:         comfy.Config{Logger: a.log, StartTimeout: startTimeout, ExtraArgs: strings.Fields(a.getenv("COMFY_EXTRA_ARGS"))},
-		Defaults: job.Defaults{
-			VersionID: a.getenv("COMFY_VERSION_NAME"), OutputMode: a.getenv("OUTPUT_MODE"),
-			GCSBucket: a.getenv("GCS_BUCKET"), GCSPrefix: a.getenv("GCS_PREFIX"),
-			Timeout: timeout, MaxTimeout: maxTimeout,
-		},
-		Logger: a.log,
-	})
+	return job.New(cfg)
 }
 
 // jobTimeout is COMFY_JOB_TIMEOUT, else the original tool's
 // COMFY_RESPOND_TIMEOUT, which bounded the same wait; 0 for none.
-func jobTimeout(getenv func(string) string) (time.Duration, error) {
+func jobTimeout(env *envReader) time.Duration {
 	key := "COMFY_JOB_TIMEOUT"
-	if getenv(key) == "" && getenv("COMFY_RESPOND_TIMEOUT") != "" {
+	if env.str(key) == "" {
 		key = "COMFY_RESPOND_TIMEOUT"
 	}
-	return envSeconds(getenv, key, 0)
-}
-
-func envSeconds(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
-	v := getenv(key)
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v + "s")
-	if err != nil || d < 0 {
-		return 0, usageErr(fmt.Errorf("%s=%q: want a number of seconds", key, v))
-	}
-	return d, nil
-}
-
-// prepare finds a version, pins it and realizes it if needed; realize's
-// locks make workers sharing a volume do the work once. A version prepared
-// before is answered from memory while its spec, lock and build marker
-// are unchanged on disk (three stats), keeping per-job overhead small.
-func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realizeFlags) (*job.Build, error) {
-	if b := a.prepared.get(id); b != nil {
-		return b, nil
-	}
-	s, err := a.loadSpec(id)
-	if err != nil {
-		return nil, err
-	}
-	l, _, err := a.lockFor(ctx, s, f.offline, f.update)
-	if err != nil {
-		return nil, err
-	}
-	if f.jobs < 1 {
-		f.jobs = 4
-	}
-	cfg, done, err := a.realizeConfig(s, l, f, p)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	res, err := a.realize(ctx, cfg, l)
-	if err != nil {
-		return nil, err
-	}
-	b := &job.Build{
-		VersionID: s.ID, Dir: res.BuildDir, Python: filepath.Join(res.BuildDir, ".venv", "bin", "python"),
-		Env: l.Env, ComfyArgs: l.Options.ComfyArgs, Digest: realize.LockDigest(l),
-	}
-	a.prepared.put(id, b, s.File, a.lockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
-	return b, nil
-}
-
-// preparedCache remembers realized versions with the stat data of the
-// files that decide them.
-type preparedCache struct {
-	mu      sync.Mutex
-	entries map[string]preparedEntry
-}
-
-type preparedEntry struct {
-	build *job.Build
-	files []string
-	stats []string
-}
-
-func statKey(path string) string {
-	st, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%d/%d/%v", st.Size(), st.ModTime().UnixNano(), st.Mode())
-}
-
-func (c *preparedCache) get(id string) *job.Build {
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	for i, f := range e.files {
-		if k := statKey(f); k == "" || k != e.stats[i] {
-			return nil
-		}
-	}
-	return e.build
-}
-
-func (c *preparedCache) put(id string, b *job.Build, files ...string) {
-	e := preparedEntry{build: b, files: files}
-	for _, f := range files {
-		e.stats = append(e.stats, statKey(f))
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[string]preparedEntry{}
-	}
-	c.entries[id] = e
+	return env.seconds(key, 0)
 }

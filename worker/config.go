@@ -2,21 +2,31 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
+	"github.com/runpod-comfy/worker/pkg/models/progressui"
+	"github.com/runpod-comfy/worker/pkg/output"
+	"github.com/runpod-comfy/worker/pkg/progress"
+	"github.com/runpod-comfy/worker/pkg/version"
+	"google.golang.org/api/option"
 )
 
 // config is everything the process reads from its environment, read once
 // at start-up and passed down; packages never call os.Getenv.
 type config struct {
 	VersionsDir string
-	Cache       cache.Env
-	ComfyHome   string
-	ModelsDir   string
-	WheelsDir   string
-	Offline     bool
+	// ExtraVersionsDirs are searched after VersionsDir
+	// (COMFY_EXTRA_VERSIONS_DIRS, a PATH-style list).
+	ExtraVersionsDirs []string
+	Cache             cache.Env
+	ComfyHome         string
+	ModelsDir         string
+	WheelsDir         string
+	Offline           bool
 
 	HFToken      string
 	CivitaiToken string
@@ -34,34 +44,10 @@ type config struct {
 	LogFormat string
 }
 
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-func truthy(s string) bool {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
-}
-
-func falsy(s string) bool {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "0", "false", "no", "off":
-		return true
-	}
-	return false
-}
-
 func loadConfig(getenv func(string) string) (config, error) {
 	c := config{
-		VersionsDir: firstNonEmpty(getenv("COMFY_VERSIONS_DIR"), "versions"),
+		VersionsDir:       firstNonEmpty(getenv("COMFY_VERSIONS_DIR"), "versions"),
+		ExtraVersionsDirs: filepath.SplitList(getenv("COMFY_EXTRA_VERSIONS_DIRS")),
 		Cache: cache.Env{
 			// The original tool's aliases keep old deployments working.
 			CacheDir:     firstNonEmpty(getenv("COMFY_CACHE_ROOT"), getenv("RUNPOD_COMFY_CACHE"), getenv("COMFY_CACHE")),
@@ -105,4 +91,43 @@ func parseRewrites(s string) ([]gitsrc.Rewrite, error) {
 // secrets are the values the logger must never print.
 func (c config) secrets() []string {
 	return append([]string{c.HFToken, c.CivitaiToken}, c.RunpodKeys...)
+}
+
+// versionConfig is the version pipeline's configuration: the environment,
+// with a command's realize flags (when given) on top.
+func (a *app) versionConfig(f *realizeFlags) version.Config {
+	c := a.cfg
+	vc := version.Config{
+		VersionsDir: c.VersionsDir, ExtraSpecDirs: c.ExtraVersionsDirs, Volume: c.Cache.Volume,
+		CacheRoot: c.Cache.CacheRoot(), BuildsRoot: c.Cache.BuildsRoot(), Target: c.ComfyHome,
+		ModelsDir: firstNonEmpty(c.ModelsDir, c.Cache.ModelsDir()), WheelsDir: c.WheelsDir, Offline: c.Offline,
+		HFToken: c.HFToken, CivitaiToken: c.CivitaiToken, GitRewrites: c.GitRewrites,
+		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log,
+		Display: func() (progress.Func, func()) {
+			ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
+			return ui.Report, ui.Close
+		},
+		// gs:// model sources use the same GCS key as outputs when one was
+		// pasted into an env value; otherwise the client's default lookup.
+		ModelGCS: func() ([]option.ClientOption, error) {
+			gc, err := loadGCSConfig(a.getenv)
+			if err != nil || gc.Credentials.Value == "" {
+				return nil, nil
+			}
+			creds, err := output.LoadCredentials(gc.Credentials)
+			if err != nil {
+				return nil, err
+			}
+			return creds.ClientOptions(), nil
+		},
+	}
+	if f != nil {
+		vc.Target = firstNonEmpty(f.target, vc.Target)
+		vc.ModelsDir = firstNonEmpty(f.modelsDir, vc.ModelsDir)
+		vc.WheelsDir = firstNonEmpty(f.wheelsDir, vc.WheelsDir)
+		vc.Offline = vc.Offline || f.offline
+		vc.Update = f.update
+		vc.Jobs = f.jobs
+	}
+	return vc
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -97,29 +96,18 @@ func (d *gcsDeliverer) Deliver(ctx context.Context, jobID string, in *job.Input,
 // loopback, private, link-local and metadata addresses are refused unless
 // the operator allows them.
 func (a *app) urlFetcher(creds *output.Credentials) (job.Fetcher, error) {
-	maxBytes := int64(0)
-	if v := a.getenv("COMFY_URL_MAX_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, usageErr(fmt.Errorf("COMFY_URL_MAX_BYTES=%q: want a number of bytes", v))
-		}
-		maxBytes = n
-	}
-	timeout, err := envSeconds(a.getenv, "COMFY_URL_TIMEOUT", 0)
-	if err != nil {
-		return nil, err
-	}
+	env := &envReader{getenv: a.getenv}
 	cfg := urlfetch.Config{
-		MaxBytes: maxBytes, Timeout: timeout,
-		AllowHTTP:     truthy(a.getenv("COMFY_URL_ALLOW_HTTP")),
-		AllowLoopback: truthy(a.getenv("COMFY_URL_ALLOW_LOOPBACK")),
-		AllowPrivate:  truthy(a.getenv("COMFY_URL_ALLOW_PRIVATE")),
+		MaxBytes: env.bytes("COMFY_URL_MAX_BYTES"), Timeout: env.seconds("COMFY_URL_TIMEOUT", 0),
+		AllowHTTP:     env.on("COMFY_URL_ALLOW_HTTP"),
+		AllowLoopback: env.on("COMFY_URL_ALLOW_LOOPBACK"),
+		AllowPrivate:  env.on("COMFY_URL_ALLOW_PRIVATE"),
 		// Link-local and metadata services (169.254.169.254 and friends)
 		// hand out the machine's credentials: each needs its own setting.
-		AllowLinkLocal: truthy(a.getenv("COMFY_URL_ALLOW_LINK_LOCAL")),
-		AllowMetadata:  truthy(a.getenv("COMFY_URL_ALLOW_METADATA")),
-		AllowedHosts:   strings.FieldsFunc(a.getenv("COMFY_URL_ALLOWED_HOSTS"), func(r rune) bool { return r == ',' || r == ' ' }),
-		GCSBuckets:     strings.FieldsFunc(a.getenv("COMFY_URL_GCS_BUCKETS"), func(r rune) bool { return r == ',' || r == ' ' }),
+		AllowLinkLocal: env.on("COMFY_URL_ALLOW_LINK_LOCAL"),
+		AllowMetadata:  env.on("COMFY_URL_ALLOW_METADATA"),
+		AllowedHosts:   env.list("COMFY_URL_ALLOWED_HOSTS"),
+		GCSBuckets:     env.list("COMFY_URL_GCS_BUCKETS"),
 		Hints: map[urlfetch.Class]string{
 			urlfetch.ClassLoopback:  "set COMFY_URL_ALLOW_LOOPBACK=1 on the worker to allow it",
 			urlfetch.ClassPrivate:   "set COMFY_URL_ALLOW_PRIVATE=1 on the worker to allow it, or list the host in COMFY_URL_ALLOWED_HOSTS",
@@ -127,6 +115,9 @@ func (a *app) urlFetcher(creds *output.Credentials) (job.Fetcher, error) {
 			urlfetch.ClassMetadata:  "cloud metadata services hand out the machine's credentials; COMFY_URL_ALLOW_METADATA=1 on the worker allows them",
 		},
 		Logger: a.log,
+	}
+	if env.err != nil {
+		return nil, env.err
 	}
 	// gs:// inputs need a client: made from the GCS credentials when the
 	// worker has them (creds is nil when no GCS setting is given).

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/runpod-comfy/worker/pkg/job"
 )
@@ -36,7 +34,7 @@ func (a *app) prewarmConfig() (string, json.RawMessage, error) {
 	if id == "" {
 		return "", nil, usageErr(fmt.Errorf("COMFY_PREWARM=%q: name the version to warm up, or set COMFY_VERSION_NAME", v))
 	}
-	if _, err := a.loadSpec(id); err != nil {
+	if _, err := a.manager(nil).Load(id); err != nil {
 		return "", nil, usageErr(fmt.Errorf("warm-up version: %w", err))
 	}
 	if wfPath == "" {
@@ -54,22 +52,4 @@ func (a *app) prewarmConfig() (string, json.RawMessage, error) {
 		return "", nil, usageErr(fmt.Errorf("COMFY_WARMUP_WORKFLOW=%s: %w", wfPath, err))
 	}
 	return id, wf, nil
-}
-
-// startPrewarm readies the warm-up version in the background while the
-// worker already takes jobs (and sends heartbeats); the first job waits
-// for it. stop cancels it and waits.
-func (a *app) startPrewarm(ctx context.Context, h *job.Handler, id string, wf json.RawMessage) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		a.log.Info().Str("version_id", id).Bool("workflow", wf != nil).Msg("warming up")
-		if err := h.Prewarm(ctx, id, wf); err != nil && ctx.Err() == nil {
-			a.log.Error().Err(err).Msg("warm-up failed; jobs will realize and start their version themselves")
-		}
-	})
-	return func() {
-		cancel()
-		wg.Wait()
-	}
 }

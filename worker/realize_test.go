@@ -117,11 +117,11 @@ func TestPrepareForwardsDownloadProgress(t *testing.T) {
 	a := &app{stdout: io.Discard, stderr: io.Discard, getenv: e.getenv, cfg: cfg, log: zerolog.Nop()}
 	var mu sync.Mutex
 	tasks := map[string]bool{}
-	_, err = a.prepare(context.Background(), "demo", func(ev progress.Event) {
+	_, err = a.manager(nil).Prepare(context.Background(), "demo", func(ev progress.Event) {
 		mu.Lock()
 		tasks[ev.Task] = true
 		mu.Unlock()
-	}, realizeFlags{})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/logging"
-	"github.com/runpod-comfy/worker/pkg/cache"
-	"github.com/runpod-comfy/worker/pkg/gitsrc"
-	"github.com/runpod-comfy/worker/pkg/lock"
-	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/runpod"
 	"github.com/runpod-comfy/worker/pkg/spec"
+	"github.com/runpod-comfy/worker/pkg/version"
 )
 
 // Exit codes shared by every command.
@@ -35,7 +31,7 @@ type app struct {
 	cfg            config
 	log            zerolog.Logger
 
-	prepared preparedCache
+	versions *version.Manager
 
 	logLevel, logFormat string
 	verbose             bool
@@ -155,6 +151,7 @@ func (a *app) exitCode(err error) int {
 		return exitOK
 	}
 	var ue usageError
+	var ie *version.InputError
 	var sf silentFailure
 	if errors.As(err, &sf) {
 		if sf.usage {
@@ -164,7 +161,7 @@ func (a *app) exitCode(err error) int {
 	}
 	code := exitFailure
 	switch {
-	case errors.As(err, &ue), !a.ran, spec.IsInvalid(err):
+	case errors.As(err, &ue), errors.As(err, &ie), !a.ran, spec.IsInvalid(err):
 		code = exitUsage
 	}
 	if a.log.GetLevel() == zerolog.Disabled {
@@ -184,95 +181,18 @@ func exactArgs(n int) cobra.PositionalArgs {
 	}
 }
 
-func (a *app) cacheRoot() string { return a.cfg.Cache.CacheRoot() }
-
-func (a *app) lockPath(id string) string { return lock.Path(a.cacheRoot(), id) }
-
-// specDirs are searched in order: the versions directory (baked into the
-// image as ./versions), then the network volume's versions/.
-func (a *app) specDirs() []string {
-	dirs := []string{a.cfg.VersionsDir}
-	for _, d := range filepath.SplitList(a.getenv("COMFY_EXTRA_VERSIONS_DIRS")) {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
+// manager opens the version pipeline with the process's configuration,
+// adjusted by a command's flags. It is made on demand, after flags are
+// parsed and the logger is set up.
+func (a *app) manager(f *realizeFlags) *version.Manager {
+	if f == nil && a.versions != nil {
+		return a.versions
 	}
-	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
-	return append(dirs, filepath.Join(vol, "versions"))
-}
-
-func (a *app) resolver() lock.RefResolver {
-	// With the git cache, an abbreviated commit that is no ref tip can be
-	// expanded from the repository's history, which realize reuses.
-	return gitsrc.NewClient(gitsrc.Options{Rewrites: a.cfg.GitRewrites, Logger: a.log, CacheDir: cache.Layout{Root: a.cacheRoot()}.Git()})
-}
-
-// loadSpec finds and decodes a spec, logging its warnings.
-func (a *app) loadSpec(id string) (*spec.Spec, error) {
-	s, err := spec.Load(a.specDirs(), id)
-	if err != nil {
-		return nil, err
+	m := version.Open(a.versionConfig(f))
+	if f == nil {
+		a.versions = m
 	}
-	if err := checkSources(s); err != nil {
-		return nil, err
-	}
-	a.logWarnings(s.File, s.Warnings)
-	return s, nil
-}
-
-// checkSources parses every model source as a download would, so that a
-// source realize cannot use (an hf:// URL without a file, a civitai://
-// reference that is not a number) makes the spec invalid up front, before
-// a realize has exported trees and built a venv. Placeholders copied from
-// the original tool's docs ("hf://...") stay loadable, with the warning the
-// spec already carries, as the original's users expect.
-func checkSources(s *spec.Spec) error {
-	for _, m := range s.Models {
-		for _, src := range m.Sources {
-			var se *models.SourceError
-			if _, err := models.ParseSource(src); err != nil && !(errors.As(err, &se) && se.Placeholder) {
-				return &spec.Error{File: s.File, Path: "models", Msg: fmt.Sprintf("model %s: source %q: %v", m.Name, models.RedactString(src), err)}
-			}
-		}
-	}
-	return nil
-}
-
-func (a *app) logWarnings(file string, ws []spec.Warning) {
-	for _, w := range ws {
-		a.log.Warn().Str("file", file).Str("path", w.Path).Msg(w.Msg)
-	}
-}
-
-// lockFor returns the lock of s, resolving and writing it when the spec
-// changed or update is asked; an unchanged spec is answered from disk.
-func (a *app) lockFor(ctx context.Context, s *spec.Spec, offline, update bool) (*lock.Lock, lock.Stats, error) {
-	return a.resolveLock(ctx, s, offline, update, true)
-}
-
-// resolveLock is lockFor; with save false a changed lock is kept in memory
-// only (realize --dry-run writes nothing).
-func (a *app) resolveLock(ctx context.Context, s *spec.Spec, offline, update, save bool) (*lock.Lock, lock.Stats, error) {
-	path := a.lockPath(s.ID)
-	prev, err := lock.Read(path)
-	if err != nil && !errors.Is(err, lock.ErrNoLock) {
-		a.log.Warn().Err(err).Msg("ignoring unreadable lock")
-		prev = nil
-	}
-	l, st, err := lock.Resolve(ctx, s, prev, a.resolver(), lock.Options{
-		Update: update, Offline: offline || a.cfg.Offline, Logger: a.log,
-	})
-	if err != nil {
-		return nil, st, err
-	}
-	if !st.Reused && save {
-		l.SourceSpec = absPath(s.File)
-		if err := lock.Write(path, l); err != nil {
-			return nil, st, err
-		}
-	}
-	a.log.Debug().Str("lock", path).Bool("reused", st.Reused).Int("remote", st.Remote).Msg("lock ready")
-	return l, st, nil
+	return m
 }
 
 // extraArgsCompat accepts the original tool's `run-ui ID --extra-args --

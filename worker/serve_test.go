@@ -132,7 +132,8 @@ func TestJobTimeoutEnv(t *testing.T) {
 		{map[string]string{"COMFY_JOB_TIMEOUT": "60", "COMFY_RESPOND_TIMEOUT": "300"}, 60 * time.Second, ""},
 		{map[string]string{"COMFY_RESPOND_TIMEOUT": "soon"}, 0, "COMFY_RESPOND_TIMEOUT"},
 	} {
-		got, err := jobTimeout(func(k string) string { return tc.env[k] })
+		env := &envReader{getenv: func(k string) string { return tc.env[k] }}
+		got, err := jobTimeout(env), env.err
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%v: err = %v, want one naming %s", tc.env, err, tc.wantErr)

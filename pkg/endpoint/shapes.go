@@ -130,3 +130,18 @@ func firstNonEmpty(s ...string) string {
 func isHTTPURL(s string) bool {
 	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
 }
+
+// FirstBase64 returns the base64 data of a result's first output that
+// carries it inline, in any of the result shapes.
+func FirstBase64(out json.RawMessage) (string, bool) {
+	files, err := parseOutputs(out)
+	if err != nil {
+		return "", false
+	}
+	for _, f := range files {
+		if f.Base64 != "" {
+			return f.Base64, true
+		}
+	}
+	return "", false
+}

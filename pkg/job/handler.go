@@ -19,23 +19,25 @@ import (
 	"github.com/runpod-comfy/worker/pkg/comfy"
 	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
+	"github.com/runpod-comfy/worker/pkg/version"
 )
 
 // Build is a realized version, ready to run.
-type Build struct {
-	VersionID string
-	Dir       string // the ComfyUI directory (COMFY_HOME)
-	Python    string // the build's venv python
-	Env       map[string]string
-	ComfyArgs []string
-	// Digest changes whenever the build changes; a warm ComfyUI of another
-	// digest is restarted.
-	Digest string
+type Build = version.Build
+
+// Versions finds a version and realizes it if needed (under the realize
+// locks, so workers sharing a volume cooperate): *version.Manager.
+type Versions interface {
+	Prepare(ctx context.Context, versionID string, p progress.Func) (*Build, error)
 }
 
-// Preparer finds a version and realizes it if needed (under the realize
-// locks, so workers sharing a volume cooperate).
-type Preparer func(ctx context.Context, versionID string, p progress.Func) (*Build, error)
+// PrepareFunc is a Versions made of a function (tests, wrappers).
+type PrepareFunc func(ctx context.Context, versionID string, p progress.Func) (*Build, error)
+
+// Prepare calls f.
+func (f PrepareFunc) Prepare(ctx context.Context, id string, p progress.Func) (*Build, error) {
+	return f(ctx, id, p)
+}
 
 // Fetcher opens a URL input (https:// or gs://) under the operator's
 // limits. Nil refuses URL inputs.
@@ -49,7 +51,7 @@ type Deliverer interface {
 
 // Config configures a Handler.
 type Config struct {
-	Prepare Preparer
+	Versions Versions
 	// Scratch is local disk for ComfyUI's input/output/temp/user folders
 	// and per-job files; never the shared volume.
 	Scratch string
@@ -91,8 +93,8 @@ type warm struct {
 
 // New returns a Handler.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Prepare == nil {
-		return nil, errors.New("job: Config.Prepare is required")
+	if cfg.Versions == nil {
+		return nil, errors.New("job: Config.Versions is required")
 	}
 	if cfg.Scratch == "" {
 		return nil, errors.New("job: Config.Scratch is required")
@@ -345,7 +347,7 @@ func (j *jobRun) prepare(ctx context.Context, versionID string) (build *Build, e
 	j.versionID = versionID
 	j.progress(map[string]any{"stage": "realize", "version_id": versionID}, true)
 	err = j.stage("realize", func() (err error) {
-		build, err = j.h.cfg.Prepare(ctx, versionID, j.realizeProgress)
+		build, err = j.h.cfg.Versions.Prepare(ctx, versionID, j.realizeProgress)
 		return err
 	})
 	return build, err

@@ -73,7 +73,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		environ = append(environ, k+"="+v)
 	}
 	h, err := New(Config{
-		Prepare: func(ctx context.Context, id string, p progress.Func) (*Build, error) {
+		Versions: PrepareFunc(func(ctx context.Context, id string, p progress.Func) (*Build, error) {
 			hs.mu.Lock()
 			defer hs.mu.Unlock()
 			hs.prepared++
@@ -81,7 +81,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 				return b, nil
 			}
 			return nil, &spec.NotFoundError{ID: id, Dirs: []string{"versions"}}
-		},
+		}),
 		Scratch:          t.TempDir(),
 		Comfy:            comfy.Config{Environ: environ, GPU: func() bool { return false }, StartTimeout: 20 * time.Second, StopGrace: 2 * time.Second},
 		ProgressInterval: time.Millisecond,

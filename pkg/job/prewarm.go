@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // WarmupInput is the job input of a warm-up: the version and, optionally,
@@ -62,4 +63,23 @@ func (j *jobRun) warmUp(ctx context.Context, versionID string, workflow json.Raw
 		return "start", err
 	}
 	return "", nil
+}
+
+// StartPrewarm runs Prewarm in the background while the worker already
+// takes jobs (and sends heartbeats); the first job waits for it. A failure
+// is logged: jobs then realize and start their version themselves. stop
+// cancels the warm-up and waits for it.
+func (h *Handler) StartPrewarm(ctx context.Context, versionID string, workflow json.RawMessage) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		h.cfg.Logger.Info().Str("version_id", versionID).Bool("workflow", workflow != nil).Msg("warming up")
+		if err := h.Prewarm(ctx, versionID, workflow); err != nil && ctx.Err() == nil {
+			h.cfg.Logger.Error().Err(err).Msg("warm-up failed; jobs will realize and start their version themselves")
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }

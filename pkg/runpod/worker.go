@@ -3,7 +3,6 @@ package runpod
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -79,6 +78,13 @@ type heldJob struct {
 	cancel  context.CancelCauseFunc // set while the handler runs
 }
 
+// ConfigError is a worker configuration RunPod's job API cannot be used
+// with (a missing or malformed RUNPOD_* variable).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "runpod worker configuration: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // NewWorker checks cfg and prepares a worker; it does no I/O.
 func NewWorker(cfg Config, h Handler, opts ...Option) (*Worker, error) {
 	if h == nil {
@@ -86,7 +92,7 @@ func NewWorker(cfg Config, h Handler, opts ...Option) (*Worker, error) {
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("runpod worker configuration: %w", err)
+		return nil, &ConfigError{err}
 	}
 	o := buildOptions(opts)
 	workerID := cfg.PodID
