@@ -37,9 +37,15 @@
 //		os.Exit(m.Run())
 //	}
 //
-//	a := netvol.HostT(t, netvol.HostOptions{Shared: dir, MountPath: "/runpod-volume"})
-//	b := netvol.HostT(t, netvol.HostOptions{Shared: dir, MountPath: "/runpod-volume"})
-//	cmd := a.Command(ctx, workerBin, "realize", "sd15")
+//	o := netvol.HostOptions{Shared: t.TempDir(), MountPath: filepath.Join(t.TempDir(), "runpod-volume")}
+//	a, b := netvol.HostT(t, o), netvol.HostT(t, o)
+//	cmd := a.Command(ctx, workerBin, "realize", "sd15") // its own Env points the cache into o.MountPath
+//	...
+//	cmd.Process.Signal(syscall.SIGKILL) // the worker itself dies, mid-realize
+//
+// The mount path is created on the machine's file system (the mount on
+// it is private to the host), so tests use a temporary one rather than
+// /runpod-volume, whose presence changes the worker's default roots.
 //
 // Everything needs root and /dev/fuse (CI has both); mounts are made with
 // mount(2) directly, so no fusermount binary is needed, and Host.Command

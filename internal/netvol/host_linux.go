@@ -42,8 +42,8 @@ type Host struct {
 	replies chan hostMsg
 	output  syncbuf.Buffer // the helper's stdout and stderr, for errors
 
-	exited  chan struct{} // closed once the helper is reaped
-	waitErr error
+	exited   chan struct{} // closed once the helper is reaped
+	waitErr  error
 	readDone chan struct{}
 
 	mu     sync.Mutex // one control request at a time
@@ -112,7 +112,8 @@ func StartHost(ctx context.Context, o HostOptions) (*Host, error) {
 	// RunHostIfRequested run nothing and exit, instead of every test
 	// again; the missing ready line then explains it.
 	h.cmd = exec.Command(exe, "-test.run=^$")
-	h.cmd.Env = append(os.Environ(), hostEnv+"="+string(cfg))
+	// A race-enabled helper would otherwise sleep a second on exit.
+	h.cmd.Env = append(os.Environ(), hostEnv+"="+string(cfg), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	h.cmd.ExtraFiles = []*os.File{ctrlW}
 	h.cmd.Stdout, h.cmd.Stderr = &h.output, &h.output
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -171,8 +172,9 @@ func HostT(t testing.TB, o HostOptions) *Host {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := h.Close(); err != nil {
-			t.Errorf("netvol: %v", err)
+		// A test that closed the host itself has seen the error.
+		if first, err := h.close(); err != nil && first {
+			t.Error(err)
 		}
 	})
 	return h
@@ -276,8 +278,13 @@ func (h *Host) Stats(ctx context.Context) (Stats, error) {
 // and reaps the helper. It reports a helper that failed to unmount or did
 // not exit cleanly (one that was killed included).
 func (h *Host) Close() error {
-	h.closeOnce.Do(func() { h.closeErr = h.shutdown() })
-	return h.closeErr
+	_, err := h.close()
+	return err
+}
+
+func (h *Host) close() (first bool, err error) {
+	h.closeOnce.Do(func() { h.closeErr, first = h.shutdown(), true })
+	return first, h.closeErr
 }
 
 func (h *Host) shutdown() error {

@@ -337,6 +337,7 @@ func TestMountErrors(t *testing.T) {
 
 // TestThousandStats shows what revalidating every time costs.
 func TestThousandStats(t *testing.T) {
+	t.Parallel() // seconds of sleeping: let the other tests run meanwhile
 	const n, delay = 1000, time.Millisecond
 	backing := t.TempDir()
 	if err := os.WriteFile(filepath.Join(backing, "f"), nil, 0o644); err != nil {
