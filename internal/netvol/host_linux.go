@@ -221,35 +221,6 @@ func (h *Host) PID() int { return h.cmd.Process.Pid }
 // MountPath is where this host sees the shared directory.
 func (h *Host) MountPath() string { return h.opts.MountPath }
 
-// Command returns a command that runs name inside the host, in the
-// current directory's path (or cmd.Dir's) there, with the caller's
-// environment unless Env is set. The command's process is name itself
-// once it has started: the chain of sh and nsenter that gets it into the
-// namespace replaces itself with exec, so a signal sent to cmd.Process
-// reaches the program. ctx kills it as in exec.CommandContext.
-func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	prog := name
-	var lookErr error
-	if !strings.Contains(name, "/") {
-		prog, lookErr = exec.LookPath(name)
-	}
-	nsenter, nsErr := exec.LookPath("nsenter")
-	// The outer shell notes the working directory by path; entering the
-	// namespace resets it to /, and the inner shell goes back to that
-	// path, which inside the host may be on the host's own mount.
-	const script = `pid=$1; shift; exec "$pid_nsenter" --target "$pid" --mount -- /bin/sh -c 'cd -- "$0" && exec "$@"' "$(pwd -P)" "$@"`
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", strings.Replace(script, `"$pid_nsenter"`, shellQuote(nsenter), 1),
-		"netvol-enter", fmt.Sprint(h.cmd.Process.Pid), prog)
-	cmd.Args = append(cmd.Args, args...)
-	switch {
-	case lookErr != nil:
-		cmd.Err = fmt.Errorf("netvol: run %s in host: %w", name, lookErr)
-	case nsErr != nil:
-		cmd.Err = fmt.Errorf("netvol: running a command in a host needs nsenter (Debian package util-linux): %w", nsErr)
-	}
-	return cmd
-}
-
 // Stats returns the counters of the host's mount.
 func (h *Host) Stats(ctx context.Context) (Stats, error) {
 	h.mu.Lock()
@@ -321,8 +292,4 @@ func (h *Host) outputTail() string {
 		return "(none)"
 	}
 	return s
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // RunHostIfRequested turns this process into a host helper when StartHost
@@ -76,35 +74,4 @@ func serveHost(cfg string) int {
 		return 1
 	}
 	return 0
-}
-
-// killNamespace sends SIGKILL to every process in mount namespace ns
-// except pid except, and waits (briefly) until they have left it: a dying
-// process holds its files, and with them the mount, until then.
-func killNamespace(ns string, except int) {
-	inNS := func() []int {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == except || pid == os.Getpid() {
-				continue
-			}
-			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && l == ns {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		pids := inNS()
-		if len(pids) == 0 || time.Now().After(deadline) {
-			return
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
