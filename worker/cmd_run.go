@@ -89,7 +89,7 @@ func (a *app) runHandlerCmd() *cobra.Command {
 	var f realizeFlags
 	var workflow, outMode, outFile, outDir, format, gcsBucket, gcsPrefix string
 	var images []string
-	var timeout float64
+	var timeout secondsFlag
 	var rawBase64 bool
 	cmd := &cobra.Command{
 		Use:   "run-handler <id> --workflow F",
@@ -120,7 +120,7 @@ in the JSON either way).
 				input["response_format"] = format
 			}
 			if timeout > 0 {
-				input["timeout"] = timeout
+				input["timeout"] = time.Duration(timeout).Seconds()
 			}
 			var imgs []map[string]string
 			for _, spec := range images {
@@ -191,7 +191,7 @@ in the JSON either way).
 	fl.StringVar(&outFile, "out-file", "", "write the result here instead of stdout")
 	fl.StringVar(&outDir, "out-dir", "", "also write each output file into this directory")
 	fl.StringVar(&format, "response-format", "", "default, original or worker-comfyui")
-	fl.Float64Var(&timeout, "timeout", 0, "seconds before the prompt is interrupted (0: no limit)")
+	fl.Var(&timeout, "timeout", "interrupt the prompt after this long, e.g. 5m or 300 (seconds); 0: no limit")
 	fl.StringVar(&gcsBucket, "gcs-bucket", "", "bucket for --output gcs (default GCS_BUCKET), as the original tool's flag")
 	fl.StringVar(&gcsPrefix, "gcs-prefix", "", "object name prefix for --output gcs (default GCS_PREFIX)")
 	fl.BoolVar(&rawBase64, "raw-base64", false, "write only the first output's base64 (the original tool's result.b64)")

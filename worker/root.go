@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -44,7 +46,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, log: zerolog.Nop()}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
-		a.log, _ = logging.New(stderr, logging.Options{})
+		a.log, _ = logging.New(stderr, logging.Options{Format: getenv("COMFY_LOG_FORMAT")})
 		a.log.Error().Msg(err.Error())
 		return exitUsage
 	}
@@ -55,6 +57,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err = root.ExecuteContext(ctx)
+	// A signal decides the exit code as in a shell (130 for Ctrl+C), except
+	// that a worker told to stop (SIGTERM) and stopping cleanly exits 0.
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) && !(err == nil && sc.sig == syscall.SIGTERM) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.exitCode(err) // logs what the command reported
+		}
+		return 128 + int(sc.sig)
+	}
 	return a.exitCode(err)
 }
 
@@ -69,11 +80,17 @@ disk from a shared cache, and runs them as a RunPod serverless worker.
 Without a subcommand it behaves like a worker built on RunPod's SDK: the job
 loop when RUNPOD_WEBHOOK_GET_JOB is set, the local API with --rp_serve_api,
 else one job from --test_input or ./test_input.json.`,
+		Version:                    versionString(),
+		SuggestionsMinimumDistance: 2,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageErr(fmt.Errorf("unknown command %q for \"worker\"", args[0]))
+			if len(args) == 0 {
+				return nil
 			}
-			return nil
+			msg := fmt.Sprintf("unknown command %q for \"worker\"", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += ": did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageErr(errors.New(msg + " (see worker --help)"))
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd, sf)
@@ -95,6 +112,7 @@ else one job from --test_input or ./test_input.json.`,
 		},
 	}
 	sf.register(root)
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.VersionsDir, "versions-dir", a.cfg.VersionsDir, "directory of version specs (env COMFY_VERSIONS_DIR)")
@@ -165,19 +183,35 @@ func (a *app) exitCode(err error) int {
 		code = exitUsage
 	}
 	if a.log.GetLevel() == zerolog.Disabled {
-		a.log, _ = logging.New(a.stderr, logging.Options{Secrets: a.cfg.secrets()})
+		a.log, _ = logging.New(a.stderr, logging.Options{Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
 	}
 	a.log.Error().Msg(err.Error())
 	return code
 }
 
-// exactArgs is cobra.ExactArgs with a usage error.
+// exactArgs wants n arguments and, when they are wrong, says which ones by
+// the names the command's usage line gives them (<id>, <src> <dst>).
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageErr(err)
+		if len(args) == n {
+			return nil
 		}
-		return nil
+		var names []string
+		for _, w := range strings.Fields(cmd.Use)[1:] {
+			if strings.HasPrefix(w, "<") {
+				names = append(names, w)
+			}
+		}
+		for len(names) < n {
+			names = append(names, fmt.Sprintf("<arg%d>", len(names)+1))
+		}
+		switch {
+		case n == 0:
+			return usageErr(fmt.Errorf("%s takes no arguments, got %q (see %s --help)", cmd.CommandPath(), args, cmd.CommandPath()))
+		case len(args) < n:
+			return usageErr(fmt.Errorf("%s needs %s (usage: %s)", cmd.CommandPath(), strings.Join(names[len(args):], " "), cmd.UseLine()))
+		}
+		return usageErr(fmt.Errorf("%s takes %s, got %d arguments: %q (usage: %s)", cmd.CommandPath(), strings.Join(names, " "), len(args), args, cmd.UseLine()))
 	}
 }
 

@@ -170,8 +170,8 @@ func Resolve(ctx context.Context, s *spec.Spec, prev *Lock, r RefResolver, opts 
 				return
 			}
 			if t.want.Pinned() && sha != t.want.Commit {
-				opts.Logger.Warn().Str("entry", t.label).Str("spec_commit", t.want.Commit).Str("ref", ref).Str("commit", sha).
-					Msg("--update: the lock follows the ref, not the commit the spec pins; edit the spec's commit to keep them equal")
+				opts.Logger.Info().Str("entry", t.label).Str("spec_commit", t.want.Commit).Str("ref", ref).Str("commit", sha).
+					Msg("--update: the ref moved past the commit the spec pins")
 			}
 			t.out.Commit = sha
 			opts.Logger.Debug().Str("entry", t.label).Str("ref", refLabel(ref)).Str("commit", sha).Msg("resolved")

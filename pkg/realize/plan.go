@@ -75,7 +75,7 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 	} else {
 		p.Python = "unavailable: " + err.Error()
 	}
-	pyAction, pyDetail := "install", fmt.Sprintf("%d node requirement files, %d packages", len(plan.Nodes), len(plan.Packages))
+	pyAction, pyDetail := "install", units.Count(len(plan.Nodes), "node requirement file")+", "+units.Count(len(plan.Packages), "package")
 	if m.Python != "" && exists(r.path(pyenv.VenvDirName, "bin", "python")) {
 		if m.PythonInputs == pythonInputs(l) {
 			pyAction = "present"
@@ -145,7 +145,7 @@ func (p *Plan) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "python:\n  %s\n", p.Python)
 	fmt.Fprintf(w, "to download: %s", units.Bytes(p.DownloadBytes))
 	if p.UnknownSizes > 0 {
-		fmt.Fprintf(w, " + %d models of unknown size", p.UnknownSizes)
+		fmt.Fprintf(w, " + %s of unknown size", units.Count(p.UnknownSizes, "model"))
 	}
 	fmt.Fprintln(w)
 }

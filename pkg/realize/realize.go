@@ -9,6 +9,7 @@ package realize
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -56,10 +57,10 @@ type Config struct {
 
 // Result reports what a realize did.
 type Result struct {
-	BuildDir string
+	BuildDir string `json:"build_dir"`
 	// NoOp is set when the build was already complete for this lock.
-	NoOp  bool
-	Steps []Step
+	NoOp  bool   `json:"no_op"`
+	Steps []Step `json:"steps"`
 }
 
 // Step is one step's outcome: Action is "kept" or "done".
@@ -67,7 +68,17 @@ type Step struct {
 	Name   string        `json:"name"`
 	Action string        `json:"action"`
 	Detail string        `json:"detail,omitempty"`
-	Took   time.Duration `json:"took_ns"`
+	Took   time.Duration `json:"-"`
+}
+
+// MarshalJSON gives the step's time in milliseconds, under a key that says
+// so, like every duration the worker prints.
+func (s Step) MarshalJSON() ([]byte, error) {
+	type plain Step
+	return json.Marshal(struct {
+		plain
+		TookMS int64 `json:"took_ms"`
+	}{plain(s), s.Took.Milliseconds()})
 }
 
 // Error is a failed step; the marker keeps the steps that completed.

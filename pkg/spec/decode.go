@@ -151,6 +151,12 @@ func (d *decoder) versionID(top *object) (string, error) {
 		return vid, nil
 	}
 	fileID := strings.TrimSuffix(filepath.Base(d.file), ".json")
+	if id, rev, ok := strings.Cut(fileID, "@"); ok && ValidID(id) && !ValidID(fileID) {
+		// A copy saved as <id>@<commit>.json (a file out of a repository's
+		// history): the part before '@' names the version.
+		d.warn("", "file name %q: the version id is %q; the part after '@' (%s) is ignored", filepath.Base(d.file), id, rev)
+		fileID = id
+	}
 	if !ValidID(fileID) {
 		return "", errf("", "invalid spec file name %q: the name is the version id, so use 1–64 letters, digits, '.', '_' or '-'", filepath.Base(d.file))
 	}
