@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/models/progressui"
@@ -59,12 +60,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ComfyHome:           getenv("COMFY_HOME"),
 		ModelsDir:           getenv("MODELS_DIR"),
 		WheelsDir:           getenv("COMFY_WHEELS_DIR"),
-		Offline:             truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
+		Offline:             envconf.Truthy(getenv("COMFY_OFFLINE")) || envconf.Truthy(getenv("COMFY_OFFLINE_MODE")),
 		HFToken:             firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
 		CivitaiToken:        getenv("CIVITAI_TOKEN"),
 		RunpodKeys:          []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
 		LogLevel:            getenv("COMFY_LOG_LEVEL"),
-		BufferedModelWrites: falsy(getenv("COMFY_MODEL_DIRECT_IO")),
+		BufferedModelWrites: envconf.Falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
 	}
 	rw, err := parseRewrites(getenv("COMFY_GIT_REWRITE"))

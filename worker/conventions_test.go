@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/runpod-comfy/worker/internal/signals"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
@@ -30,7 +31,7 @@ func TestInterruptExitCode(t *testing.T) {
 		{syscall.SIGTERM, []string{"list"}, 0}, // finished cleanly
 	} {
 		ctx, cancel := context.WithCancelCause(context.Background())
-		cancel(signalCause{tc.sig})
+		cancel(signals.Cause{Signal: tc.sig})
 		code := run(ctx, tc.args, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}, e.getenv)
 		if code != tc.want {
 			t.Errorf("%v after %v: exit %d, want %d", tc.args, tc.sig, code, tc.want)

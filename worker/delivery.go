@@ -8,6 +8,7 @@ import (
 
 	"cloud.google.com/go/storage"
 
+	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/pkg/job"
 	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/urlfetch"
@@ -27,7 +28,7 @@ func loadGCSConfig(getenv func(string) string) (gcsConfig, error) {
 		return gcsConfig{}, usageErr(fmt.Errorf("GCS_SIGNED_URL_TTL: %w", err))
 	}
 	return gcsConfig{
-		Bucket: getenv("GCS_BUCKET"), Prefix: getenv("GCS_PREFIX"), SignedURLTTL: ttl, Public: truthy(getenv("GCS_PUBLIC")),
+		Bucket: getenv("GCS_BUCKET"), Prefix: getenv("GCS_PREFIX"), SignedURLTTL: ttl, Public: envconf.Truthy(getenv("GCS_PUBLIC")),
 		Credentials: output.CredentialSource{
 			File: getenv("GOOGLE_APPLICATION_CREDENTIALS"),
 			// A key pasted into a RunPod secret: JSON or base64 of it.
@@ -96,18 +97,18 @@ func (d *gcsDeliverer) Deliver(ctx context.Context, jobID string, in *job.Input,
 // loopback, private, link-local and metadata addresses are refused unless
 // the operator allows them.
 func (a *app) urlFetcher(creds *output.Credentials) (job.Fetcher, error) {
-	env := &envReader{getenv: a.getenv}
+	env := &envconf.Reader{Getenv: a.getenv}
 	cfg := urlfetch.Config{
-		MaxBytes: env.bytes("COMFY_URL_MAX_BYTES"), Timeout: env.seconds("COMFY_URL_TIMEOUT", 0),
-		AllowHTTP:     env.on("COMFY_URL_ALLOW_HTTP"),
-		AllowLoopback: env.on("COMFY_URL_ALLOW_LOOPBACK"),
-		AllowPrivate:  env.on("COMFY_URL_ALLOW_PRIVATE"),
+		MaxBytes: env.Bytes("COMFY_URL_MAX_BYTES"), Timeout: env.Seconds("COMFY_URL_TIMEOUT", 0),
+		AllowHTTP:     env.On("COMFY_URL_ALLOW_HTTP"),
+		AllowLoopback: env.On("COMFY_URL_ALLOW_LOOPBACK"),
+		AllowPrivate:  env.On("COMFY_URL_ALLOW_PRIVATE"),
 		// Link-local and metadata services (169.254.169.254 and friends)
 		// hand out the machine's credentials: each needs its own setting.
-		AllowLinkLocal: env.on("COMFY_URL_ALLOW_LINK_LOCAL"),
-		AllowMetadata:  env.on("COMFY_URL_ALLOW_METADATA"),
-		AllowedHosts:   env.list("COMFY_URL_ALLOWED_HOSTS"),
-		GCSBuckets:     env.list("COMFY_URL_GCS_BUCKETS"),
+		AllowLinkLocal: env.On("COMFY_URL_ALLOW_LINK_LOCAL"),
+		AllowMetadata:  env.On("COMFY_URL_ALLOW_METADATA"),
+		AllowedHosts:   env.List("COMFY_URL_ALLOWED_HOSTS"),
+		GCSBuckets:     env.List("COMFY_URL_GCS_BUCKETS"),
 		Hints: map[urlfetch.Class]string{
 			urlfetch.ClassLoopback:  "set COMFY_URL_ALLOW_LOOPBACK=1 on the worker to allow it",
 			urlfetch.ClassPrivate:   "set COMFY_URL_ALLOW_PRIVATE=1 on the worker to allow it, or list the host in COMFY_URL_ALLOWED_HOSTS",
@@ -116,8 +117,8 @@ func (a *app) urlFetcher(creds *output.Credentials) (job.Fetcher, error) {
 		},
 		Logger: a.log,
 	}
-	if env.err != nil {
-		return nil, env.err
+	if env.Err() != nil {
+		return nil, usageErr(env.Err())
 	}
 	// gs:// inputs need a client: made from the GCS credentials when the
 	// worker has them (creds is nil when no GCS setting is given).

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-comfy/worker/internal/buildinfo"
 	"github.com/runpod-comfy/worker/internal/logging"
+	"github.com/runpod-comfy/worker/internal/signals"
 	"github.com/runpod-comfy/worker/pkg/runpod"
 	"github.com/runpod-comfy/worker/pkg/spec"
 	"github.com/runpod-comfy/worker/pkg/version"
@@ -59,12 +60,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err = root.ExecuteContext(ctx)
 	// A signal decides the exit code as in a shell (130 for Ctrl+C), except
 	// that a worker told to stop (SIGTERM) and stopping cleanly exits 0.
-	var sc signalCause
-	if errors.As(context.Cause(ctx), &sc) && !(err == nil && sc.sig == syscall.SIGTERM) {
+	if code, ok := signals.ExitCode(ctx, err); ok {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			a.exitCode(err) // logs what the command reported
 		}
-		return 128 + int(sc.sig)
+		return code
 	}
 	return a.exitCode(err)
 }
@@ -80,7 +80,7 @@ disk from a shared cache, and runs them as a RunPod serverless worker.
 Without a subcommand it behaves like a worker built on RunPod's SDK: the job
 loop when RUNPOD_WEBHOOK_GET_JOB is set, the local API with --rp_serve_api,
 else one job from --test_input or ./test_input.json.`,
-		Version:                    versionString(),
+		Version:                    buildinfo.String("worker"),
 		SuggestionsMinimumDistance: 2,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
