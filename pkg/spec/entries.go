@@ -177,12 +177,16 @@ func (d *decoder) model(v any, p string) (Model, error) {
 		if m.TargetSubdir != "" {
 			target = strings.TrimSuffix(m.TargetSubdir, "/") + "/" + m.Name
 		} else {
-			target = m.Name
-			d.warn(p, "no target_path or target_subdir: %q is placed at the top of the models directory", m.Name)
+			return m, errf(p, "no target_path or target_subdir: ComfyUI lists a model only in a folder of the models directory, by type; "+
+				"add \"target_subdir\": \"checkpoints\" (or loras, vae, ...) or \"target_path\": \"$MODELS_DIR/checkpoints/%s\"", m.Name)
 		}
 	}
 	if m.Target, err = ParseTarget(target); err != nil {
 		return m, errf(targetPath, "%v", err)
+	}
+	if m.Target.Root == ModelsRoot && m.Target.Folder() == "" {
+		return m, errf(targetPath, "%q is at the top of the models directory, where ComfyUI never lists it: "+
+			"put it in the folder of its type, e.g. \"$MODELS_DIR/checkpoints/%s\" (or loras/, vae/, ...)", target, path.Base(m.Target.Rel))
 	}
 	if path.Ext(target) == "" {
 		// ComfyUI lists only files with a model extension; a name taken
