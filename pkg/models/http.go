@@ -174,7 +174,7 @@ func (o *httpOrigin) open(ctx context.Context, offset int64, validator string) (
 	case c == http.StatusUnauthorized || c == http.StatusForbidden:
 		he.Hint = o.authHint(req.URL)
 	case c == http.StatusNotFound || c == http.StatusGone:
-		he.Hint = "not found: check the repository, revision and path (private Hugging Face repos also answer 404 without a token)"
+		he.Hint = o.notFoundHint(req.URL)
 	}
 	return nil, permanent(he)
 }
@@ -192,6 +192,21 @@ func (o *httpOrigin) authHint(u *url.URL) string {
 		return "CIVITAI_TOKEN was refused: check that it is valid"
 	}
 	return "access denied"
+}
+
+// notFoundHint says what to check for a 404, in the terms of the service
+// that answered it: a Civitai user has no repository or revision.
+func (o *httpOrigin) notFoundHint(u *url.URL) string {
+	tok, svc := o.st.tokenFor(u)
+	switch {
+	case svc == "civitai":
+		return "not found on Civitai: check the model version id (civitai://models/<model>?modelVersionId=<version>, or the number in civitai://api/download/models/<version>)"
+	case svc == "hf" && tok == "":
+		return "not found: check the repository, revision and path (a private Hugging Face repository also answers 404 without HF_TOKEN)"
+	case svc == "hf":
+		return "not found: check the repository, revision and path"
+	}
+	return "not found: check the URL"
 }
 
 func isHTML(resp *http.Response) bool {

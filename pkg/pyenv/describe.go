@@ -65,7 +65,7 @@ func (in *Installer) Describe(ctx context.Context, plan Plan) (*Description, err
 	if err != nil {
 		return nil, err
 	}
-	d.Command = append([]string{inv.program}, redact(inv.args)...)
+	d.Command = append([]string{inv.program}, redactArgs(inv.args)...)
 	d.Neutralised = inv.notes
 	d.Warnings = append(d.Warnings, inv.warnings...)
 	return d, nil

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/runpod-comfy/worker/internal/redact"
 )
 
 // tailLines is how much of a tool's output an InstallError keeps: enough
@@ -151,14 +152,12 @@ func (w *lineWriter) flush() {
 	}
 }
 
-var userinfo = regexp.MustCompile(`://[^/@\s]+@`)
-
-// redact hides credentials in index URLs (https://user:token@host/simple)
-// before arguments reach a log or an error.
-func redact(args []string) []string {
+// redactArgs hides credentials in index URLs (https://user:token@host/simple,
+// ?token=) before arguments reach a log or an error.
+func redactArgs(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = userinfo.ReplaceAllString(a, "://***@")
+		out[i] = redact.URL(a)
 	}
 	return out
 }

@@ -69,7 +69,7 @@ func (in *Installer) Install(ctx context.Context, venvDir string, plan Plan) err
 	for _, w := range inv.warnings {
 		log.Warn().Msg(w)
 	}
-	log.Info().Strs("args", redact(inv.args)).Msg("installing python requirements")
+	log.Info().Strs("args", redactArgs(inv.args)).Msg("installing python requirements")
 
 	item := filepath.Base(filepath.Dir(dir))
 	seen := int64(0)

@@ -99,14 +99,14 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 				}
 			}
 			if cfg.Models != nil {
-				if b, ok, _ := cfg.Models.Lookup(models.Request{Item: lm.Name, Source: lm.Source, SHA256: lm.SHA256, Size: lm.Size}); ok {
+				if b, ok, _ := cfg.Models.Lookup(request(lm)); ok {
 					add("models", lm.Name, "link", "cached blob -> "+target, b.Size)
 					continue
 				}
 			}
 			size := lm.Size
 			if size == 0 && cfg.Models != nil {
-				size = cfg.Models.LocalSize(lm.Source)
+				size = cfg.Models.LocalSize(lm.FetchSources()[0])
 			}
 			add("models", lm.Name, "download", models.RedactString(lm.Source)+" -> "+target, size)
 			if size > 0 {

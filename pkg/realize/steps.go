@@ -37,7 +37,7 @@ func (r *run) core(ctx context.Context) (string, error) {
 	}
 	staging := r.path(".core-staging")
 	os.RemoveAll(staging)
-	if err := r.cfg.Trees.Tree(ctx, r.lock.Comfy.Repo, r.lock.Comfy.Ref, want, staging); err != nil {
+	if err := r.cfg.Trees.Tree(ctx, r.lock.Comfy.FetchURL(), r.lock.Comfy.Ref, want, staging); err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(staging)
@@ -156,7 +156,7 @@ func (r *run) nodes(ctx context.Context) (string, error) {
 				return
 			}
 			defer func() { <-sem }()
-			if err := r.cfg.Trees.Tree(ctx, n.Repo.Repo, n.Ref, n.Commit, r.path("custom_nodes", n.Dir)); err != nil {
+			if err := r.cfg.Trees.Tree(ctx, n.Repo.FetchURL(), n.Ref, n.Commit, r.path("custom_nodes", n.Dir)); err != nil {
 				errs[k] = fmt.Errorf("custom node %s: %w", n.Name, err)
 				cancel()
 				return
@@ -208,7 +208,7 @@ func (r *run) pythonPlan() pyenv.Plan {
 			p.Nodes = append(p.Nodes, pyenv.NodeRequirements{Name: n.Name, Path: req})
 		}
 	}
-	p.Packages = r.lock.PythonPackages
+	p.Packages = r.lock.FetchPackages()
 	return p
 }
 

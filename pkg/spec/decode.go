@@ -229,13 +229,22 @@ var schemeURL = regexp.MustCompile(`^(https?|ssh|git|file)://[^\s]+$`)
 var scpURL = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$`)
 
 func checkRepoURL(u string) error {
-	if schemeURL.MatchString(u) || scpURL.MatchString(u) {
+	if schemeURL.MatchString(u) {
+		if strings.HasPrefix(u, "file://") {
+			return nil
+		}
+		if err := checkHostPort(u); err != nil {
+			return fmt.Errorf("%q: %v", redactURL(u), err)
+		}
+		return nil
+	}
+	if scpURL.MatchString(u) {
 		return nil
 	}
 	if strings.HasPrefix(u, "/") && !strings.ContainsAny(u, " \t\n") {
 		return nil
 	}
-	return fmt.Errorf("%q is not a git URL: use https://host/owner/repo, git@host:owner/repo or file:///path", u)
+	return fmt.Errorf("%q is not a git URL: use https://host/owner/repo, git@host:owner/repo or file:///path", redactURL(u))
 }
 
 // checkRefName applies the parts of git-check-ref-format that matter for a

@@ -217,7 +217,7 @@ var knownSchemes = []string{"hf", "huggingface", "civitai", "http", "https", "gs
 
 func (d *decoder) checkSource(src, p string) error {
 	if strings.ContainsAny(src, " \t\n\r\x00") {
-		return errf(p, "source %q contains whitespace", src)
+		return errf(p, "source %q contains whitespace", redactURL(src))
 	}
 	scheme, rest, hasScheme := strings.Cut(src, "://")
 	if !hasScheme {
@@ -227,7 +227,13 @@ func (d *decoder) checkSource(src, p string) error {
 		return errf(p, "unsupported source scheme %q: use hf://, civitai://, https://, gs:// or file://", scheme+"://")
 	}
 	if rest == "" || strings.Trim(rest, "./…") == "" || strings.HasPrefix(rest, "<") {
-		d.warn(p, "source %q looks like a documentation placeholder: realize will fail until it names a real file", src)
+		d.warn(p, "source %q looks like a documentation placeholder: realize will fail until it names a real file", redactURL(src))
+		return nil
+	}
+	if s := strings.ToLower(scheme); s == "http" || s == "https" {
+		if err := checkHostPort(src); err != nil {
+			return errf(p, "source %q: %v", redactURL(src), err)
+		}
 	}
 	return nil
 }

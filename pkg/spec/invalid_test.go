@@ -71,6 +71,10 @@ func TestDecodeInvalid(t *testing.T) {
 		{"model without target", withModel(`{"source": "hf://a/b/c.safetensors"}`), "models[0]", `"target_subdir": "checkpoints"`},
 		{"target at top of models dir", withModel(`{"source": "hf://a/b/c", "target_path": "$MODELS_DIR/c.safetensors"}`), "models[0].target_path", "folder of its type"},
 		{"relative target without folder", withModel(`{"source": "hf://a/b/c", "target_path": "c.safetensors"}`), "models[0].target_path", "never lists it"},
+		{"source with empty port", withModel(`{"source": "http://host:/x.bin", "target_subdir": "loras"}`), "models[0].source", "empty port"},
+		{"source port out of range", withModel(`{"source": "https://host:99999/x.bin", "target_subdir": "loras"}`), "models[0].source", "1 to 65535"},
+		{"source without host", withModel(`{"source": "https://:8080/x.bin", "target_subdir": "loras"}`), "models[0].source", "no host"},
+		{"repo with empty port", withNode(`{"repo": "http://host:/o/r"}`), "custom_nodes[0].repo", "empty port"},
 		{"python_packages not strings", withTop(`"python_packages": ["a", 2]`), "python_packages[1]", "want a pip requirement"},
 		{"python_packages a string", withTop(`"python_packages": "numpy"`), "python_packages", "want a list"},
 		{"env value not a string", withTop(`"env": {"A": 1}`), "env.A", "want a string"},
@@ -153,5 +157,26 @@ func TestModelWithoutExtensionWarns(t *testing.T) {
 		if warned != tc.warn {
 			t.Errorf("%s: warned %v, want %v (%v)", tc.model, warned, tc.warn, s.Warnings)
 		}
+	}
+}
+
+// TestErrorsHideURLCredentials: a spec error quoting a URL never repeats
+// a token or password written into it.
+func TestErrorsHideURLCredentials(t *testing.T) {
+	cases := []struct{ name, doc, secret string }{
+		{"source query token", withModel(`{"source": "http://host:/x.bin?token=s3cr3t-tok", "target_subdir": "loras"}`), "s3cr3t-tok"},
+		{"source user info", withModel(`{"source": "https://bob:pa55word@host:0/x.bin", "target_subdir": "loras"}`), "pa55word"},
+		{"repo user info", withNode(`{"repo": "https://ghp_t0ken@host:/o/r"}`), "ghp_t0ken"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.doc), "versions/v.json")
+			if err == nil {
+				t.Fatal("decoded without error")
+			}
+			if strings.Contains(err.Error(), tc.secret) || !strings.Contains(err.Error(), "REDACTED") {
+				t.Fatalf("error %q shows the secret or no REDACTED mark", err)
+			}
+		})
 	}
 }
