@@ -113,6 +113,7 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 	}
 	mc := models.Config{
 		Root: root, HFToken: a.cfg.HFToken, CivitaiToken: a.cfg.CivitaiToken, Offline: offline,
+		HFEndpoint: a.cfg.Endpoints.HF, CivitaiEndpoint: a.cfg.Endpoints.Civitai,
 		BufferedWrites: a.cfg.BufferedModelWrites, Logger: a.log, Progress: report,
 	}
 	// gs:// model sources use the same GCS key as outputs when one was

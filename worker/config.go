@@ -20,6 +20,8 @@ type config struct {
 
 	HFToken      string
 	CivitaiToken string
+	// Endpoints are HF_ENDPOINT and CIVITAI_ENDPOINT (mirrors).
+	Endpoints modelEndpoints
 	// RunPod API keys and GCS keys passed as values: never logged.
 	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
@@ -86,6 +88,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, err
 	}
 	c.GitRewrites = rw
+	if c.Endpoints, err = loadModelEndpoints(getenv); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

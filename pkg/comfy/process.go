@@ -146,7 +146,7 @@ func (p *process) wait(log zerolog.Logger) {
 	if !p.stopping.Load() {
 		ev = log.Error()
 	}
-	ev.Int("exit_code", p.exitCode).Str("signal", p.signal).Dur("uptime", time.Since(p.started)).Msg("ComfyUI exited")
+	ev.Int("exit_code", p.exitCode).Str("signal", p.signal).Int64("uptime_ms", time.Since(p.started).Milliseconds()).Msg("ComfyUI exited")
 	p.cancel()
 	close(p.done)
 }
@@ -197,7 +197,7 @@ func (p *process) stop(ctx context.Context, grace time.Duration, log zerolog.Log
 	case <-p.done:
 		return nil
 	case <-t.C:
-		log.Warn().Dur("grace", grace).Msg("ComfyUI did not exit after SIGTERM; sending SIGKILL")
+		log.Warn().Int64("grace_ms", grace.Milliseconds()).Msg("ComfyUI did not exit after SIGTERM; sending SIGKILL")
 	case <-ctx.Done():
 		log.Warn().Msg("stop cancelled; sending SIGKILL to ComfyUI")
 	}

@@ -41,6 +41,9 @@ func (in *Installer) Install(ctx context.Context, venvDir string, plan Plan) err
 	if err != nil {
 		return err
 	}
+	if rec.WithoutPip {
+		return &ToolError{Msg: fmt.Sprintf("the venv %s has no pip (options.skip_python): nothing can be installed into it; turn skip_python off to install requirements", dir)}
+	}
 	tool, err := in.tool(rec.SystemSitePackages)
 	if err != nil {
 		return err

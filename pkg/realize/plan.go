@@ -76,6 +76,9 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 		p.Python = "unavailable: " + err.Error()
 	}
 	pyAction, pyDetail := "install", fmt.Sprintf("%d node requirement files, %d packages", len(plan.Nodes), len(plan.Packages))
+	if l.Options.SkipPython {
+		pyAction, pyDetail = "venv", "without pip, nothing installed (skip_python)"
+	}
 	if m.Python != "" && exists(r.path(pyenv.VenvDirName, "bin", "python")) {
 		if m.PythonInputs == pythonInputs(l) {
 			pyAction = "present"

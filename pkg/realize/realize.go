@@ -67,7 +67,10 @@ type Step struct {
 	Name   string        `json:"name"`
 	Action string        `json:"action"`
 	Detail string        `json:"detail,omitempty"`
-	Took   time.Duration `json:"took_ns"`
+	Took   time.Duration `json:"-"`
+	// TookMS is Took for JSON output: every duration the worker prints
+	// is whole milliseconds with the unit in the key.
+	TookMS int64 `json:"took_ms"`
 }
 
 // Error is a failed step; the marker keeps the steps that completed.
@@ -240,14 +243,15 @@ func (r *run) phase(ctx context.Context, steps []step) []error {
 			if detail == "" {
 				action, detail = "kept", "unchanged"
 			}
-			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: time.Since(start)}
+			took := time.Since(start)
+			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: took, TookMS: took.Milliseconds()}
 		}()
 	}
 	wg.Wait()
 	for i, st := range done {
 		if st != nil && !(steps[i].quiet && st.Action == "kept") {
 			r.res.Steps = append(r.res.Steps, *st)
-			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Dur("took", st.Took).Msg("realize")
+			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Int64("took_ms", st.Took.Milliseconds()).Msg("realize")
 		}
 	}
 	return errs

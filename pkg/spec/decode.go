@@ -108,6 +108,9 @@ func (d *decoder) decode(data []byte) (*Spec, error) {
 	if s.Options, err = d.options(top); err != nil {
 		return nil, err
 	}
+	if err := d.checkSkipPython(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -262,6 +265,25 @@ func checkRefName(ref string) error {
 	for _, r := range ref {
 		if r < 0x20 {
 			return fmt.Errorf("ref %q contains a control character", ref)
+		}
+	}
+	return nil
+}
+
+// checkSkipPython keeps options.skip_python honest: pip never runs, so
+// python_packages could not be installed, and requirements a node asks for
+// explicitly are not either (a warning says so).
+func (d *decoder) checkSkipPython(s *Spec) error {
+	if !s.Options.SkipPython {
+		return nil
+	}
+	if len(s.PythonPackages) > 0 {
+		return errf("options.skip_python", "is on, so nothing is installed, but python_packages lists %d entries: "+
+			"remove python_packages (and install them into the interpreter) or turn skip_python off", len(s.PythonPackages))
+	}
+	for i, n := range s.CustomNodes {
+		if n.InstallRequirements != nil && *n.InstallRequirements {
+			d.warn(index("custom_nodes", i)+".install_requirements", "node %q asks for its requirements, but options.skip_python installs nothing: the interpreter must already have them", n.Name)
 		}
 	}
 	return nil

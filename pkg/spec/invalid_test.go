@@ -81,6 +81,8 @@ func TestDecodeInvalid(t *testing.T) {
 		{"env bad name", withTop(`"env": {"A-B": "1"}`), "env.A-B", "invalid environment variable"},
 		{"options.offline junk", withTop(`"options": {"offline": "maybe"}`), "options.offline", "want a boolean"},
 		{"options.python empty", withTop(`"options": {"python": ""}`), "options.python", "interpreter"},
+		{"skip_python with python_packages", withTop(`"options": {"skip_python": true}, "python_packages": ["onnx"]`), "options.skip_python", "remove python_packages"},
+		{"skip_python junk", withTop(`"options": {"skip_python": "sometimes"}`), "options.skip_python", "want a boolean"},
 		{"options.comfy_args not list", withTop(`"options": {"comfy_args": "--lowvram"}`), "options.comfy_args", "want a list"},
 	}
 	seen := map[string]bool{}
@@ -178,5 +180,18 @@ func TestErrorsHideURLCredentials(t *testing.T) {
 				t.Fatalf("error %q shows the secret or no REDACTED mark", err)
 			}
 		})
+	}
+}
+
+func TestSkipPythonOption(t *testing.T) {
+	s, err := Decode([]byte(withTop(`"options": {"skip_python": "yes"}, "custom_nodes": [{"repo": "https://github.com/a/n", "install_requirements": true}]`)), "versions/v.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Options.SkipPython {
+		t.Fatal("skip_python not read")
+	}
+	if len(s.Warnings) != 1 || s.Warnings[0].Path != "custom_nodes[0].install_requirements" || !strings.Contains(s.Warnings[0].Msg, "installs nothing") {
+		t.Fatalf("warnings %v: want one saying the node's requirements are not installed", s.Warnings)
 	}
 }

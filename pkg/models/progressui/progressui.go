@@ -138,7 +138,7 @@ func (l *LogReporter) Report(e progress.Event) {
 			ev = ev.Int64("bytes", e.Done).Str("size", units.Bytes(e.Done)).
 				Str("avg_rate", units.Bytes(int64(r.average(now, e.Done)))+"/s")
 		}
-		ev.Dur("elapsed", now.Sub(r.start).Round(time.Millisecond)).Msg(e.Task + " finished")
+		ev.Int64("elapsed_ms", now.Sub(r.start).Milliseconds()).Msg(e.Task + " finished")
 		return
 	}
 	if e.Message != "" && now.Sub(r.last) < l.interval {
