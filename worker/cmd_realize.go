@@ -12,7 +12,6 @@ import (
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
-	"github.com/runpod-comfy/worker/pkg/models/progressui"
 	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/pyenv"
@@ -106,7 +105,7 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 	layout := cache.Layout{Root: root}
 	offline := f.offline || a.cfg.Offline || l.Options.Offline
 	modelsDir := a.modelsDir(f.modelsDir)
-	ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
+	ui, stop := a.showProgress()
 	report := progress.Func(ui.Report)
 	if also != nil {
 		report = progress.Tee(report, also)
@@ -121,14 +120,14 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 	if gc, err := loadGCSConfig(a.getenv); err == nil && gc.Credentials.Value != "" {
 		creds, err := output.LoadCredentials(gc.Credentials)
 		if err != nil {
-			ui.Close()
+			stop()
 			return realize.Config{}, nil, err
 		}
 		mc.GCSOptions = creds.ClientOptions()
 	}
 	store, err := models.New(mc)
 	if err != nil {
-		ui.Close()
+		stop()
 		return realize.Config{}, nil, err
 	}
 	lockPath := a.lockPath(s.ID)
@@ -145,7 +144,7 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 		Progress: report,
 		SaveLock: func(l *lock.Lock) error { return lock.Write(lockPath, l) },
 	}
-	return cfg, ui.Close, nil
+	return cfg, stop, nil
 }
 
 // realize runs realize.Realize under the shared cache lock, so a gc waits

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
@@ -85,10 +86,14 @@ func (in *Installer) Install(ctx context.Context, venvDir string, plan Plan) err
 			in.cfg.Progress.Report(progress.Event{Task: "pip", Item: item, Done: seen, Unit: "packages", Message: msg})
 		}
 	}
+	start := time.Now()
 	res, err := run(ctx, command{name: inv.program, args: inv.args, dir: filepath.Dir(dir), env: in.cfg.Env, onLine: onLine})
-	finished := progress.Event{Task: "pip", Item: item, Done: seen, Unit: "packages", Finished: true, Message: "installed"}
+	finished := progress.Event{Task: "pip", Item: item, Done: seen, Unit: "packages", Finished: true, Message: "installed", Elapsed: time.Since(start)}
 	if err != nil {
 		finished.Message = "failed"
+		if ctx.Err() != nil {
+			finished.Message = "interrupted"
+		}
 		in.cfg.Progress.Report(finished)
 		if ctx.Err() != nil {
 			return fmt.Errorf("install into %s: %w", dir, err)
