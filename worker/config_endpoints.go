@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/runpod-comfy/worker/internal/redact"
 )
 
 // modelEndpoints are the download hosts of hf:// and civitai:// sources,
@@ -38,7 +40,7 @@ func endpointURL(name, raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || strings.HasSuffix(u.Host, ":") ||
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("%s: %q is not a base URL: want http(s)://host[:port][/path], e.g. https://hf-mirror.example.com", name, raw)
+		return "", fmt.Errorf("%s: %q is not a base URL: want http(s)://host[:port][/path] without credentials, e.g. https://hf-mirror.example.com", name, redact.URL(raw))
 	}
 	return strings.TrimRight(raw, "/"), nil
 }

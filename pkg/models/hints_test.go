@@ -57,3 +57,29 @@ func TestNotFoundHintNamesTheService(t *testing.T) {
 		})
 	}
 }
+
+// One mirror host serving both services under two prefixes: each request
+// carries its own service's token.
+func TestSharedMirrorHostTokens(t *testing.T) {
+	env := newTestStore(t, func(c *Config) {
+		c.HFToken, c.CivitaiToken = hfTok, civTok
+		c.HFEndpoint, c.CivitaiEndpoint = "https://mirror.local/hf", "https://mirror.local/civitai"
+	})
+	for _, tc := range []struct{ src, want string }{
+		{"hf://org/repo/a.safetensors", "Bearer " + hfTok},
+		{"civitai://models/42", "Bearer " + civTok},
+		{"https://mirror.local/other/file.bin", ""},
+	} {
+		src, err := ParseSource(tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := env.st.newRequest(testCtx(t), src, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := req.Header.Get("Authorization"); got != tc.want {
+			t.Errorf("%s -> %s: Authorization %q, want %q", tc.src, req.URL, got, tc.want)
+		}
+	}
+}

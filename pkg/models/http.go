@@ -77,23 +77,32 @@ func hostIs(host string, domains ...string) bool {
 	return false
 }
 
-func endpointHost(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return ""
+// atEndpoint reports whether u is under endpoint: the same host for an
+// endpoint that is a bare host, the same URL prefix for one with a path
+// (https://mirror/hf), so a host serving several services under prefixes
+// gets each token only for its own.
+func atEndpoint(u *url.URL, endpoint string) bool {
+	e, err := url.Parse(endpoint)
+	if err != nil || !strings.EqualFold(e.Host, u.Host) || !strings.EqualFold(e.Scheme, u.Scheme) {
+		return false
 	}
-	return strings.ToLower(u.Host)
+	prefix := strings.TrimSuffix(e.EscapedPath(), "/")
+	return prefix == "" || strings.HasPrefix(u.EscapedPath(), prefix+"/")
 }
 
 // tokenFor picks the credential for the first request to u: the HF token
-// for Hugging Face hosts, the Civitai token for Civitai, none elsewhere.
+// for Hugging Face hosts and the HF endpoint, the Civitai token for
+// Civitai and its endpoint, none elsewhere.
 func (st *Store) tokenFor(u *url.URL) (token, service string) {
-	host := strings.ToLower(u.Host)
 	name := strings.ToLower(u.Hostname())
 	switch {
-	case host == endpointHost(st.cfg.HFEndpoint) || hostIs(name, "huggingface.co", "hf.co"):
+	case atEndpoint(u, st.cfg.HFEndpoint):
 		return st.cfg.HFToken, "hf"
-	case host == endpointHost(st.cfg.CivitaiEndpoint) || hostIs(name, "civitai.com"):
+	case atEndpoint(u, st.cfg.CivitaiEndpoint):
+		return st.cfg.CivitaiToken, "civitai"
+	case hostIs(name, "huggingface.co", "hf.co"):
+		return st.cfg.HFToken, "hf"
+	case hostIs(name, "civitai.com"):
 		return st.cfg.CivitaiToken, "civitai"
 	}
 	return "", ""
