@@ -163,3 +163,28 @@ func TestOldLockWithCredentialsIsRewritten(t *testing.T) {
 	checkNoSecrets(t, "the rewritten lock", b)
 	checkFetch(t, l2)
 }
+
+// A damaged lock is described in JSON terms, with what to do, never in Go
+// types.
+func TestReadDamagedLock(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"schema_version": 2, "comfy": []}`, "at comfy: want an object, got a list"},
+		{`{"schema_version": 2, "models": {"a": 1}}`, "at models: want a list, got an object"},
+		{`{"schema_version": 2, "comfy": {"repo": `, "the JSON ends early"},
+	} {
+		p := filepath.Join(t.TempDir(), "v.lock.json")
+		if err := os.WriteFile(p, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Read(p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "worker resolve") {
+			t.Errorf("%s: %v", tc.body, err)
+			continue
+		}
+		for _, internal := range []string{"Go ", "lock.Repo", "struct", "[]lock.Model"} {
+			if strings.Contains(err.Error(), internal) {
+				t.Errorf("%s: error %q shows Go internals", tc.body, err)
+			}
+		}
+	}
+}
