@@ -114,7 +114,7 @@ func (a *app) waitForVolume(ctx context.Context) error {
 	if cache.VolumeReady(vol) {
 		return nil
 	}
-	a.log.Info().Str("volume", vol).Dur("max_wait", wait).Msg("waiting for the network volume")
+	a.log.Info().Str("volume", vol).Int64("max_wait_ms", wait.Milliseconds()).Msg("waiting for the network volume")
 	return cache.WaitForVolume(ctx, vol, wait, time.Second)
 }
 

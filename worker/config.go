@@ -4,12 +4,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
-	"github.com/runpod-comfy/worker/pkg/models/progressui"
+	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/version"
@@ -31,6 +30,10 @@ type config struct {
 
 	HFToken      string
 	CivitaiToken string
+	// HFEndpoint and CivitaiEndpoint (HF_ENDPOINT, Hugging Face's own
+	// variable, and CIVITAI_ENDPOINT) serve hf:// and civitai:// from a
+	// mirror, as COMFY_GIT_REWRITE does for git.
+	HFEndpoint, CivitaiEndpoint string
 	// RunPod API keys and GCS keys passed as values: never logged.
 	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
@@ -73,6 +76,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, err
 	}
 	c.GitRewrites = rw
+	if c.HFEndpoint, err = models.CheckEndpoint("HF_ENDPOINT", getenv("HF_ENDPOINT")); err != nil {
+		return c, err
+	}
+	if c.CivitaiEndpoint, err = models.CheckEndpoint("CIVITAI_ENDPOINT", getenv("CIVITAI_ENDPOINT")); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -103,10 +112,11 @@ func (a *app) versionConfig(f *realizeFlags) version.Config {
 		CacheRoot: c.Cache.CacheRoot(), BuildsRoot: c.Cache.BuildsRoot(), Target: c.ComfyHome,
 		ModelsDir: firstNonEmpty(c.ModelsDir, c.Cache.ModelsDir()), WheelsDir: c.WheelsDir, Offline: c.Offline,
 		HFToken: c.HFToken, CivitaiToken: c.CivitaiToken, GitRewrites: c.GitRewrites,
+		HFEndpoint: c.HFEndpoint, CivitaiEndpoint: c.CivitaiEndpoint,
 		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log,
 		Display: func() (progress.Func, func()) {
-			ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
-			return ui.Report, ui.Close
+			ui, stop := a.showProgress()
+			return ui.Report, stop
 		},
 		// gs:// model sources use the same GCS key as outputs when one was
 		// pasted into an env value; otherwise the client's default lookup.

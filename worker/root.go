@@ -33,6 +33,9 @@ type app struct {
 	getenv         func(string) string
 	cfg            config
 	log            zerolog.Logger
+	// logSink is the logger's output, lent to a progress display while
+	// one is on the terminal.
+	logSink *logging.Sink
 
 	versions *version.Manager
 
@@ -102,7 +105,8 @@ else one job from --test_input or ./test_input.json.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			log, err := logging.New(a.stderr, logging.Options{Level: level, Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
+			a.logSink = logging.NewSink(a.stderr)
+			log, err := logging.New(a.logSink, logging.Options{Level: level, Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
 			if err != nil {
 				return usageErr(err)
 			}

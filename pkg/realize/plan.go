@@ -76,6 +76,9 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 		p.Python = "unavailable: " + err.Error()
 	}
 	pyAction, pyDetail := "install", units.Count(len(plan.Nodes), "node requirement file")+", "+units.Count(len(plan.Packages), "package")
+	if l.Options.SkipPython {
+		pyAction, pyDetail = "venv", "without pip, nothing installed (skip_python)"
+	}
 	if m.Python != "" && exists(r.path(pyenv.VenvDirName, "bin", "python")) {
 		if m.PythonInputs == pythonInputs(l) {
 			pyAction = "present"
@@ -99,14 +102,14 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 				}
 			}
 			if cfg.Models != nil {
-				if b, ok, _ := cfg.Models.Lookup(models.Request{Item: lm.Name, Source: lm.Source, SHA256: lm.SHA256, Size: lm.Size}); ok {
+				if b, ok, _ := cfg.Models.Lookup(request(lm)); ok {
 					add("models", lm.Name, "link", "cached blob -> "+target, b.Size)
 					continue
 				}
 			}
 			size := lm.Size
 			if size == 0 && cfg.Models != nil {
-				size = cfg.Models.LocalSize(lm.Source)
+				size = cfg.Models.LocalSize(lm.FetchSources()[0])
 			}
 			add("models", lm.Name, "download", models.RedactString(lm.Source)+" -> "+target, size)
 			if size > 0 {

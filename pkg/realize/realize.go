@@ -251,14 +251,15 @@ func (r *run) phase(ctx context.Context, steps []step) []error {
 			if detail == "" {
 				action, detail = "kept", "unchanged"
 			}
-			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: time.Since(start)}
+			took := time.Since(start)
+			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: took}
 		}()
 	}
 	wg.Wait()
 	for i, st := range done {
 		if st != nil && !(steps[i].quiet && st.Action == "kept") {
 			r.res.Steps = append(r.res.Steps, *st)
-			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Dur("took", st.Took).Msg("realize")
+			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Int64("took_ms", st.Took.Milliseconds()).Msg("realize")
 		}
 	}
 	return errs
