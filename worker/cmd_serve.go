@@ -208,7 +208,7 @@ func runpodHandler(h *job.Handler) runpod.Handler {
 		defer idle.done()
 		out := h.Handle(ctx, j.ID, j.Input, p.Update)
 		if out.Failure != nil {
-			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Details}
+			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Output()}
 		}
 		return runpod.Result{Output: out.Output}
 	}
@@ -250,6 +250,14 @@ func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	s3, err := a.newS3Deliverer()
+	if err != nil {
+		return nil, err
+	}
+	format, apiKey, err := a.jobFormatDefaults()
+	if err != nil {
+		return nil, err
+	}
 	var autoThreshold int64
 	if v := a.getenv("OUTPUT_AUTO_THRESHOLD"); v != "" {
 		if autoThreshold, err = strconv.ParseInt(v, 10, 64); err != nil || autoThreshold <= 0 {
@@ -259,6 +267,7 @@ func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 	return job.New(job.Config{
 		Fetch:         fetch,
 		GCS:           gcs,
+		S3:            s3,
 		AutoThreshold: autoThreshold,
 		Prepare:       prepare,
 		Scratch:       scratch,
@@ -267,6 +276,7 @@ func (a *app) jobHandlerWith(prepare job.Preparer) (*job.Handler, error) {
 			VersionID: a.getenv("COMFY_VERSION_NAME"), OutputMode: a.getenv("OUTPUT_MODE"),
 			GCSBucket: a.getenv("GCS_BUCKET"), GCSPrefix: a.getenv("GCS_PREFIX"),
 			Timeout: timeout, MaxTimeout: maxTimeout,
+			ResponseFormat: format, ComfyOrgAPIKey: apiKey,
 		},
 		Logger: a.log,
 	})

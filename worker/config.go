@@ -20,7 +20,8 @@ type config struct {
 
 	HFToken      string
 	CivitaiToken string
-	// RunPod API keys and GCS keys passed as values: never logged.
+	// RunPod API keys, GCS and S3 keys passed as values, the Comfy.org
+	// API key: never logged.
 	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
 	// COMFY_GIT_REWRITE="https://github.com/=https://mirror.local/gh/".
@@ -70,13 +71,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			Home:         getenv("HOME"),
 			Volume:       getenv("RUNPOD_VOLUME_ROOT"),
 		},
-		ComfyHome:           getenv("COMFY_HOME"),
-		ModelsDir:           getenv("MODELS_DIR"),
-		WheelsDir:           getenv("COMFY_WHEELS_DIR"),
-		Offline:             truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
-		HFToken:             firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
-		CivitaiToken:        getenv("CIVITAI_TOKEN"),
-		RunpodKeys:          []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
+		ComfyHome:    getenv("COMFY_HOME"),
+		ModelsDir:    getenv("MODELS_DIR"),
+		WheelsDir:    getenv("COMFY_WHEELS_DIR"),
+		Offline:      truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
+		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
+		CivitaiToken: getenv("CIVITAI_TOKEN"),
+		RunpodKeys: []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON"),
+			getenv("BUCKET_SECRET_ACCESS_KEY"), getenv("S3_SECRET_ACCESS_KEY"), getenv("AWS_SECRET_ACCESS_KEY"),
+			getenv("S3_SESSION_TOKEN"), getenv("AWS_SESSION_TOKEN"), getenv("COMFY_ORG_API_KEY")},
 		LogLevel:            getenv("COMFY_LOG_LEVEL"),
 		BufferedModelWrites: falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
