@@ -20,6 +20,7 @@ func resultFiles(out any) ([]map[string]string, error) {
 	var doc struct {
 		Outputs []map[string]any `json:"outputs"`
 		Images  []map[string]any `json:"images"`
+		Videos  []map[string]any `json:"videos"`
 		Base64  string           `json:"base64"`
 		Ext     string           `json:"extension"`
 	}
@@ -30,7 +31,7 @@ func resultFiles(out any) ([]map[string]string, error) {
 	for _, o := range doc.Outputs {
 		files = append(files, map[string]string{"filename": str(o["filename"]), "base64": str(o["base64"])})
 	}
-	for _, o := range doc.Images {
+	for _, o := range append(doc.Images, doc.Videos...) {
 		if str(o["type"]) == "base64" {
 			files = append(files, map[string]string{"filename": str(o["filename"]), "base64": str(o["data"])})
 		}
