@@ -212,6 +212,24 @@ func TestInputErrorsHaveNoGoInternals(t *testing.T) {
 	}
 }
 
+// TestOriginalInputErrors: the original tool's words for the problems it
+// reported, in its format only.
+func TestOriginalInputErrors(t *testing.T) {
+	for input, theirs := range map[string]string{
+		`{"workflow": ` + wf + `}`: "version_id is required",
+		`{"version_id": "v", "workflow": ` + wf + `, "output_mode": "ftp"}`: "Unknown output mode: ftp",
+	} {
+		_, err := ParseInput(json.RawMessage(input), Defaults{ResponseFormat: "original"})
+		var ie *InputError
+		if !errors.As(err, &ie) || ie.Theirs != theirs || ie.Format != "original" {
+			t.Errorf("%s: %#v, want %q", input, err, theirs)
+		}
+		if _, err := ParseInput(json.RawMessage(input), Defaults{}); !errors.As(err, &ie) || ie.Theirs != "" {
+			t.Errorf("%s in the default format: %#v", input, err)
+		}
+	}
+}
+
 func TestComfyOrgAPIKey(t *testing.T) {
 	for _, tc := range []struct{ name, input, env, want string }{
 		{"request", `"comfy_org_api_key": "req"`, "env", "req"},

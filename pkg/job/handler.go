@@ -159,8 +159,15 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 			f.Details["version_id"] = j.versionID
 		}
 		j.log.Error().Str("error_type", f.Type).Str("stage", stage).Msg(f.Message)
-		if j.format == output.FormatWorkerComfyUI {
+		switch j.format {
+		case output.FormatWorkerComfyUI:
 			shapeWCFailure(f, err)
+		case output.FormatOriginal:
+			// Its error line, in its words where it had some; the details
+			// stay, as its clients read only "error".
+			if ie := (*InputError)(nil); errors.As(err, &ie) && ie.Theirs != "" {
+				f.Message = ie.Theirs
+			}
 		}
 		return Outcome{Failure: f}
 	}

@@ -77,7 +77,8 @@ type InputError struct {
 	// can be shaped for its client.
 	Format string
 	// Theirs is how that format's own tool words the problem (e.g.
-	// worker-comfyui's "Missing 'workflow' parameter"), with its details.
+	// worker-comfyui's "Missing 'workflow' parameter", the original's
+	// "version_id is required"), with its details.
 	Theirs        string
 	TheirsDetails []string
 }
@@ -142,6 +143,16 @@ func (p *inputParser) fail(theirs string, details []string, field, format string
 	e := &InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
 	if p.format == output.FormatWorkerComfyUI {
 		e.Theirs, e.TheirsDetails = theirs, details
+	}
+	return e
+}
+
+// failOriginal is an input error with the original tool's words for it
+// when the job is in its format.
+func (p *inputParser) failOriginal(theirs, field, format string, args ...any) error {
+	e := &InputError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	if p.format == output.FormatOriginal {
+		e.Theirs = theirs
 	}
 	return e
 }
@@ -222,7 +233,7 @@ func (p *inputParser) parse(raw json.RawMessage, d Defaults) (*Input, error) {
 	}
 	switch {
 	case in.VersionID == "":
-		return nil, inputErr("version_id", "required (or set COMFY_VERSION_NAME on the endpoint)")
+		return nil, p.failOriginal("version_id is required", "version_id", "required (or set COMFY_VERSION_NAME on the endpoint)")
 	case !spec.ValidID(in.VersionID):
 		return nil, inputErr("version_id", "%q is not a version id: use 1–64 letters, digits, '.', '_' or '-'", in.VersionID)
 	}
@@ -268,5 +279,5 @@ func (p *inputParser) outputMode(in *Input, d Defaults) error {
 	case output.ModeBase64, output.ModeGCS, output.ModeS3, output.ModeAuto:
 		return nil
 	}
-	return inputErr("output_mode", "%q: use \"base64\", \"gcs\", \"s3\" or \"auto\"", in.OutputMode)
+	return p.failOriginal("Unknown output mode: "+in.OutputMode, "output_mode", "%q: use \"base64\", \"gcs\", \"s3\" or \"auto\"", in.OutputMode)
 }

@@ -232,3 +232,28 @@ func TestOutputStores(t *testing.T) {
 		})
 	}
 }
+
+// TestOriginalJobs: the original tool's clients get its keys and its
+// error lines.
+func TestOriginalJobs(t *testing.T) {
+	hs := newHarnessWith(t, nil, func(c *Config) { c.Defaults.ResponseFormat = output.FormatOriginal })
+	out := hs.run(`{"version_id": "v1", "workflow": ` + okWorkflow + `, "verbose": true, "requestId": "r-1"}`)
+	if out.Failure != nil {
+		t.Fatal(out.Failure)
+	}
+	var got map[string]any
+	json.Unmarshal(out.Output.(*output.Rendered).Bytes(), &got)
+	if len(got) != 5 || got["extension"] != ".png" || got["output_mode"] != "base64" || !strings.HasPrefix(got["base64"].(string), "iVBORw0KGgo") {
+		t.Errorf("result %v", got)
+	}
+	for input, want := range map[string]string{
+		`{"workflow": ` + okWorkflow + `}`: "version_id is required",
+		`{"version_id": "v1", "workflow": {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+		  "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}}`: "Workflow completed but produced no output artifacts",
+	} {
+		out := hs.run(input)
+		if out.Failure == nil || out.Failure.Message != want || out.Failure.Details["error_type"] == nil {
+			t.Errorf("failure %+v, want %q with our details", out.Failure, want)
+		}
+	}
+}
