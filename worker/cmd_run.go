@@ -147,9 +147,12 @@ in the JSON either way).
 			}
 			defer h.Close(context.WithoutCancel(ctx))
 			out := h.Handle(ctx, "cli-"+fmt.Sprint(time.Now().Unix()), raw, nil)
-			var doc any = map[string]any{"output": out.Output}
+			doc := map[string]any{"output": out.Output}
 			if out.Failure != nil {
-				doc = map[string]any{"error": out.Failure.Message, "output": out.Failure.Details}
+				doc = map[string]any{"error": out.Failure.Message}
+				if o := out.Failure.Output(); o != nil {
+					doc["output"] = o
+				}
 			}
 			body, _ := json.MarshalIndent(doc, "", "  ")
 			body = append(body, '\n')
@@ -187,7 +190,7 @@ in the JSON either way).
 	fl := cmd.Flags()
 	fl.StringVar(&workflow, "workflow", "", "workflow file in ComfyUI's API format (required)")
 	fl.StringArrayVar(&images, "image", nil, "input file NAME=PATH, referenced by NAME in the workflow (repeatable)")
-	fl.StringVar(&outMode, "output", "base64", "base64, gcs or auto")
+	fl.StringVar(&outMode, "output", "base64", "base64, gcs, s3 or auto")
 	fl.StringVar(&outFile, "out-file", "", "write the result here instead of stdout")
 	fl.StringVar(&outDir, "out-dir", "", "also write each output file into this directory")
 	fl.StringVar(&format, "response-format", "", "default, original or worker-comfyui")

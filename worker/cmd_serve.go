@@ -142,7 +142,7 @@ func runpodHandler(h *job.Handler) runpod.Handler {
 		defer idle.Done()
 		out := h.Handle(ctx, j.ID, j.Input, p.Update)
 		if out.Failure != nil {
-			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Details}
+			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Output()}
 		}
 		return runpod.Result{Output: out.Output}
 	}
@@ -162,23 +162,21 @@ func (a *app) jobHandler(versions job.Versions) (*job.Handler, error) {
 			GCSBucket: env.Str("GCS_BUCKET"), GCSPrefix: env.Str("GCS_PREFIX"),
 			Timeout:    jobTimeout(env),
 			MaxTimeout: env.Seconds("COMFY_MAX_JOB_TIMEOUT", 0),
+			// worker-comfyui's clients need not name their result shape.
+			ResponseFormat: strings.TrimSpace(env.Str("RESPONSE_FORMAT")),
+			ComfyOrgAPIKey: env.Str("COMFY_ORG_API_KEY"),
 		},
 		Logger: a.log,
 	}
 	if env.Err() != nil {
 		return nil, usageErr(env.Err())
 	}
-	gc, err := loadGCSConfig(a.getenv)
+	if f := cfg.Defaults.ResponseFormat; !output.ValidFormat(f) {
+		return nil, usageErr(fmt.Errorf("RESPONSE_FORMAT=%q: use %q, %q or %q", f, output.FormatDefault, output.FormatOriginal, output.FormatWorkerComfyUI))
+	}
+	creds, err := a.stores(context.Background(), &cfg)
 	if err != nil {
 		return nil, err
-	}
-	var creds *output.Credentials
-	if gc.configured(a.getenv) {
-		d, err := a.newGCSDeliverer(context.Background(), gc)
-		if err != nil {
-			return nil, err
-		}
-		cfg.GCS, creds = d, d.creds
 	}
 	if cfg.Fetch, err = a.urlFetcher(creds); err != nil {
 		return nil, err

@@ -34,7 +34,8 @@ type config struct {
 	// variable, and CIVITAI_ENDPOINT) serve hf:// and civitai:// from a
 	// mirror, as COMFY_GIT_REWRITE does for git.
 	HFEndpoint, CivitaiEndpoint string
-	// RunPod API keys and GCS keys passed as values: never logged.
+	// RunPod API keys, GCS and S3 keys passed as values, the Comfy.org
+	// API key: never logged.
 	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
 	// COMFY_GIT_REWRITE="https://github.com/=https://mirror.local/gh/".
@@ -60,13 +61,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			Home:         getenv("HOME"),
 			Volume:       getenv("RUNPOD_VOLUME_ROOT"),
 		},
-		ComfyHome:           getenv("COMFY_HOME"),
-		ModelsDir:           getenv("MODELS_DIR"),
-		WheelsDir:           getenv("COMFY_WHEELS_DIR"),
-		Offline:             envconf.Truthy(getenv("COMFY_OFFLINE")) || envconf.Truthy(getenv("COMFY_OFFLINE_MODE")),
-		HFToken:             firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
-		CivitaiToken:        getenv("CIVITAI_TOKEN"),
-		RunpodKeys:          []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
+		ComfyHome:    getenv("COMFY_HOME"),
+		ModelsDir:    getenv("MODELS_DIR"),
+		WheelsDir:    getenv("COMFY_WHEELS_DIR"),
+		Offline:      envconf.Truthy(getenv("COMFY_OFFLINE")) || envconf.Truthy(getenv("COMFY_OFFLINE_MODE")),
+		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
+		CivitaiToken: getenv("CIVITAI_TOKEN"),
+		RunpodKeys: []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON"),
+			getenv("BUCKET_SECRET_ACCESS_KEY"), getenv("S3_SECRET_ACCESS_KEY"), getenv("AWS_SECRET_ACCESS_KEY"),
+			getenv("S3_SESSION_TOKEN"), getenv("AWS_SESSION_TOKEN"), getenv("COMFY_ORG_API_KEY")},
 		LogLevel:            getenv("COMFY_LOG_LEVEL"),
 		BufferedModelWrites: envconf.Falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
@@ -121,11 +124,11 @@ func (a *app) versionConfig(f *realizeFlags) version.Config {
 		// gs:// model sources use the same GCS key as outputs when one was
 		// pasted into an env value; otherwise the client's default lookup.
 		ModelGCS: func() ([]option.ClientOption, error) {
-			gc, err := loadGCSConfig(a.getenv)
-			if err != nil || gc.Credentials.Value == "" {
+			ge, _, err := output.GCSFromEnv(a.getenv)
+			if err != nil || ge.Credentials.Value == "" {
 				return nil, nil
 			}
-			creds, err := output.LoadCredentials(gc.Credentials)
+			creds, err := output.LoadCredentials(ge.Credentials)
 			if err != nil {
 				return nil, err
 			}
