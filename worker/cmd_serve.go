@@ -73,12 +73,12 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		h.Close(stopCtx)
 	}()
 	if mode != runpod.ModeOneJob {
-		id, wf, err := a.prewarmConfig()
+		w, err := a.prewarmConfig()
 		if err != nil {
 			return err
 		}
-		if id != "" {
-			defer h.StartPrewarm(ctx, id, wf)()
+		if w != nil {
+			defer h.StartPrewarm(ctx, w.VersionID, w.Workflow)()
 		}
 	}
 	if f.apiConcurrency > 1 || rp.RealtimeConcurrency > 1 {
