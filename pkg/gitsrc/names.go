@@ -69,4 +69,3 @@ func suggest(ref string, candidates []string) string {
 	}
 	return best
 }
-
