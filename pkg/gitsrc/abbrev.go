@@ -25,7 +25,7 @@ func (c *Client) expandFromHistory(ctx context.Context, url, abbrev string) (str
 		return "", err
 	}
 	rem := c.remoteFor(url)
-	unlock, err := lockFile(ctx, dir+".lock", c.log, rem.display)
+	unlock, err := c.lockRepo(ctx, dir, rem.display)
 	if err != nil {
 		return "", fmt.Errorf("expand %s in %s: %w", abbrev, rem.display, err)
 	}

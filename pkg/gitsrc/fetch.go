@@ -110,7 +110,7 @@ func (c *Client) Fetch(ctx context.Context, req FetchRequest) (*FetchResult, err
 			"run once without offline mode to fill the cache", commit, rem.display, dir, ErrOffline)
 	}
 
-	unlock, err := lockFile(ctx, dir+".lock", c.log, rem.display)
+	unlock, err := c.lockRepo(ctx, dir, rem.display)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s from %s: %w", commit, rem.display, err)
 	}

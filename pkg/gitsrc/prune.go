@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/pkg/cache"
 )
 
 // PruneOptions tune Prune.
@@ -18,6 +19,9 @@ type PruneOptions struct {
 	MinAge time.Duration
 	DryRun bool
 	Now    time.Time // zero: time.Now()
+	// Locks skip a repository another process on this host is fetching
+	// into.
+	Locks cache.Locks
 }
 
 // PrunedRepo is one repository removed (or that a dry run would remove).
@@ -77,7 +81,7 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 		}
 		item := PrunedRepo{Key: key, Path: dir, Size: dirSize(dir)}
 		if !o.DryRun {
-			removed, err := removeRepo(dir)
+			removed, err := removeRepo(dir, o.Locks)
 			if err != nil {
 				return rep, err
 			}
@@ -92,14 +96,13 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 }
 
 // removeRepo removes dir if its fetch lock is free; false when it is held.
-func removeRepo(dir string) (bool, error) {
-	lk := flock.New(dir + ".lock")
-	ok, err := lk.TryLock()
+func removeRepo(dir string, locks cache.Locks) (bool, error) {
+	unlock, ok, err := locks.TryLock(dir + ".lock")
 	if err != nil || !ok {
 		return false, nil
 	}
-	defer lk.Unlock()
-	aside := fmt.Sprintf("%s.pruned-%d", dir, os.Getpid())
+	defer unlock()
+	aside := dir + ".pruned-" + fsutil.Random()
 	if err := os.Rename(dir, aside); err != nil {
 		return false, fmt.Errorf("prune %s: %w", dir, err)
 	}

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gofrs/flock"
-
 	"github.com/runpod-comfy/worker/internal/fsutil"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
@@ -154,20 +152,17 @@ func (st *Store) fetchFrom(ctx context.Context, src Source, want string, size in
 	if want != "" {
 		key = "d-" + want
 	}
-	lk := flock.New(filepath.Join(st.dir, "locks", key+".lock"), flock.SetPermissions(0o644))
-	ok, err := lk.TryLock()
-	if err == nil && !ok {
+	unlock, err := st.cfg.Locks.Lock(ctx, filepath.Join(st.dir, "locks", key+".lock"), func() {
 		st.log.Info().Str("item", item).Msg("another process is fetching this model; waiting for it")
 		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Message: "waiting for another process"})
-		ok, err = lk.TryLockContext(ctx, st.cfg.LockPoll)
-	}
-	if err != nil || !ok {
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return Blob{}, context.Cause(ctx)
 		}
 		return Blob{}, fmt.Errorf("lock model store entry: %w", err)
 	}
-	defer lk.Unlock()
+	defer unlock()
 
 	// The process we waited for may have fetched it.
 	if b, ok := st.lookup(want, size, []Source{src}); ok {

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // Keep names what a collection must leave in the store: blobs by digest,
@@ -187,12 +185,11 @@ func (st *Store) collectBlob(digest string, o GCOptions, placedLinks func() (*pl
 	if o.DryRun {
 		return item, "", nil
 	}
-	lk := flock.New(filepath.Join(st.dir, "locks", "d-"+digest+".lock"), flock.SetPermissions(0o644))
-	ok, err := lk.TryLock()
+	unlock, ok, err := st.cfg.Locks.TryLock(filepath.Join(st.dir, "locks", "d-"+digest+".lock"))
 	if err != nil || !ok {
 		return GCItem{}, "busy", nil
 	}
-	defer lk.Unlock()
+	defer unlock()
 	for _, l := range item.Links {
 		if err := os.Remove(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return GCItem{}, "", fmt.Errorf("model store gc: %w", err)
@@ -308,13 +305,13 @@ func (st *Store) gcPartials(o GCOptions) ([]GCItem, error) {
 			continue
 		}
 		if !o.DryRun {
-			lk := flock.New(filepath.Join(st.dir, "locks", key+".lock"), flock.SetPermissions(0o644))
-			if ok, err := lk.TryLock(); err != nil || !ok {
+			unlock, ok, err := st.cfg.Locks.TryLock(filepath.Join(st.dir, "locks", key+".lock"))
+			if err != nil || !ok {
 				continue
 			}
 			os.Remove(filepath.Join(dir, key+".json"))
-			err := os.Remove(part)
-			lk.Unlock()
+			err = os.Remove(part)
+			unlock()
 			if err != nil {
 				continue
 			}

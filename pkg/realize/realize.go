@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/progress"
@@ -49,9 +49,9 @@ type Config struct {
 	// SaveLock persists the lock after model digests were learned on
 	// first download (trust on first use). May be nil.
 	SaveLock func(*lock.Lock) error
-	// LockPoll is how often a realize waiting for another process's build
-	// lock retries; it waits as long as ctx allows.
-	LockPoll time.Duration
+	// Locks serialise realizes of one build on one host (an optimisation:
+	// across hosts the build protocol needs none).
+	Locks cache.Locks
 }
 
 // Result reports what a realize did.
@@ -90,9 +90,6 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = 4
 	}
-	if cfg.LockPoll <= 0 {
-		cfg.LockPoll = 250 * time.Millisecond
-	}
 	build, err := filepath.Abs(cfg.BuildDir)
 	if err != nil {
 		return nil, err
@@ -101,18 +98,13 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if err := os.MkdirAll(filepath.Dir(build), 0o755); err != nil {
 		return nil, fmt.Errorf("realize: builds root: %w", err)
 	}
-	fl := flock.New(BuildLockPath(build))
-	locked, err := fl.TryLock()
-	if err != nil {
-		return nil, fmt.Errorf("realize: lock %s: %w", fl.Path(), err)
-	}
-	if !locked {
+	unlock, err := cfg.Locks.Lock(ctx, BuildLockPath(build), func() {
 		cfg.Logger.Info().Str("build", build).Msg("another process is realizing this build; waiting for it")
-		if _, err := fl.TryLockContext(ctx, cfg.LockPoll); err != nil {
-			return nil, fmt.Errorf("realize: wait for the build lock: %w", err)
-		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("realize: wait for the build lock: %w", err)
 	}
-	defer fl.Unlock()
+	defer unlock()
 
 	r := &run{cfg: cfg, lock: l, res: &Result{BuildDir: build}, blobs: map[string]models.Blob{}}
 	if r.marker, err = ReadMarker(build, l.VersionID); err != nil {
