@@ -55,6 +55,9 @@ type Options struct {
 	// Locks make processes on one host fetch a repository once (an
 	// optimisation: across hosts the cache needs none).
 	Locks cache.Locks
+	// Lease times the private repositories fetches fill; zero fields take
+	// cache.DefaultLease.
+	Lease cache.Lease
 }
 
 // Client talks to remote git repositories with go-git. It is safe for
@@ -67,6 +70,7 @@ type Client struct {
 	offline     bool
 	cacheDir    string
 	locks       cache.Locks
+	lease       cache.Lease
 }
 
 // NewClient returns a Client configured by opts.
@@ -79,6 +83,7 @@ func NewClient(opts Options) *Client {
 		offline:     opts.Offline,
 		cacheDir:    opts.CacheDir,
 		locks:       opts.Locks,
+		lease:       opts.Lease.OrDefault(),
 	}
 	if c.listTimeout <= 0 {
 		c.listTimeout = DefaultListTimeout
