@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
@@ -56,9 +57,11 @@ func TestHostsRaceOneStore(t *testing.T) {
 				if left := storeFiles(t, newTestStore(t, func(c *Config) { c.Root = root }).st, "partial"); len(left) != 0 {
 					t.Errorf("round %d: partial downloads left behind: %v", round, left)
 				}
-				if n := len(srv.Requests("/pinned")) + len(srv.Requests("/tofu")) - before; n > 2*hosts {
+				n := len(srv.Requests("/pinned")) + len(srv.Requests("/tofu")) - before
+				if n > 2*hosts {
 					t.Errorf("round %d: %d requests for 2 models on %d hosts", round, n, hosts)
 				}
+				t.Logf("round %d: %d downloads of 2 models by %d hosts", round, n, hosts)
 			}
 		})
 	}
@@ -72,4 +75,73 @@ func fileDigest(t *testing.T, p string) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// TestPartialTakeover: a download that failed or whose writer died leaves
+// its private part file; the next download of the model, from any host,
+// takes it over (at once after a failure, once the lease expired after a
+// kill) and resumes it, while a part file whose writer is alive is never
+// touched.
+func TestPartialTakeover(t *testing.T) {
+	srv := modeltest.NewServer()
+	defer srv.Close()
+	data, digest := testData(2<<20, 41)
+	srv.Add("/m", data)
+	root := t.TempDir()
+	lease := cache.Lease{Refresh: 20 * time.Millisecond, Expiry: 200 * time.Millisecond}
+	hostA := newTestStore(t, func(c *Config) { c.Root, c.Locks, c.Lease, c.MaxAttempts = root, cache.Locks{Off: true}, lease, 1 })
+	hostB := newTestStore(t, func(c *Config) { c.Root, c.Locks, c.Lease = root, cache.Locks{Off: true}, lease })
+
+	// A's download breaks off: its part file is marked abandoned at once.
+	srv.Faults("/m", modeltest.Fault{DropAfter: 700_000})
+	if _, err := hostA.st.Fetch(testCtx(t), Request{Source: srv.Path("m"), SHA256: digest}); err == nil {
+		t.Fatal("want the dropped connection to fail host A's fetch")
+	}
+	parts := storeFiles(t, hostA.st, "partial")
+	if len(parts) != 2 { // .part and .json
+		t.Fatalf("partial files after the failure: %v", parts)
+	}
+	// A live writer's part file (fresh lease) beside it is left alone.
+	live := filepath.Join(hostA.st.Dir(), "partial", "d-"+digest+".0123456789abcdef.part")
+	if err := os.WriteFile(live, data[:1<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := hostB.st.Fetch(testCtx(t), Request{Source: srv.Path("m"), SHA256: digest})
+	if err != nil || b.SHA256 != digest || fileDigest(t, b.Path) != digest {
+		t.Fatalf("host B: %+v, %v", b, err)
+	}
+	reqs := srv.Requests("/m")
+	if last := reqs[len(reqs)-1]; last.Range == "" || last.Range == "bytes=0-" {
+		t.Errorf("host B did not resume host A's download: Range %q", last.Range)
+	}
+	if !fileExists(live) {
+		t.Error("a part file with a fresh lease was taken or removed")
+	}
+	if got := storeFiles(t, hostB.st, "partial"); len(got) != 1 {
+		t.Errorf("partial files after the takeover: %v, want only the live one", got)
+	}
+}
+
+// TestPublishKeepsTheFirstBlob: a host that finishes a download second
+// drops its copy; the blob that builds may already link to stays the same
+// file.
+func TestPublishKeepsTheFirstBlob(t *testing.T) {
+	env := newTestStore(t, nil)
+	env.st.ensureDirs()
+	data, digest := testData(4096, 42)
+	first := filepath.Join(env.st.Dir(), "partial", "first.part")
+	second := filepath.Join(env.st.Dir(), "partial", "second.part")
+	os.WriteFile(first, data, 0o644)
+	os.WriteFile(second, data, 0o644)
+	if err := env.st.publishBlob(first, digest, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(env.st.BlobPath(digest))
+	if err := env.st.publishBlob(second, digest, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(env.st.BlobPath(digest))
+	if !os.SameFile(before, after) || fileExists(second) || fileExists(first) {
+		t.Errorf("second publish replaced the blob (%v) or left its part file", !os.SameFile(before, after))
+	}
 }

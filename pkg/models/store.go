@@ -72,6 +72,9 @@ type Config struct {
 	// optimisation: across hosts the store needs none). Its Poll is how
 	// often a waiter retries (default 200ms).
 	Locks cache.Locks
+	// Lease times the private partial downloads; zero fields take
+	// cache.DefaultLease.
+	Lease cache.Lease
 	// ProgressInterval is the minimum time between progress events of one
 	// download (default 250ms).
 	ProgressInterval time.Duration
@@ -149,7 +152,7 @@ func New(cfg Config) (*Store, error) {
 // ensureDirs makes the store's directories, once.
 func (st *Store) ensureDirs() error {
 	st.dirsOnce.Do(func() {
-		for _, d := range []string{"sha256", "index", "partial", "locks"} {
+		for _, d := range []string{"sha256", "index", "partial", "locks", "used"} {
 			if err := os.MkdirAll(filepath.Join(st.dir, d), 0o755); err != nil {
 				st.dirsErr = fmt.Errorf("models: create store: %w", err)
 				return
@@ -173,6 +176,7 @@ func setDefaults(c *Config) {
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.Locks.Poll, 200*time.Millisecond)
 	def(&c.ProgressInterval, 250*time.Millisecond)
+	c.Lease = c.Lease.OrDefault()
 	if c.HFEndpoint == "" {
 		c.HFEndpoint = "https://huggingface.co"
 	}
