@@ -102,7 +102,7 @@ func (a *app) listRow(e spec.Entry) listEntry {
 		m, err := realize.ReadMarker(r.Build, e.ID)
 		if l, lerr := lock.Read(a.lockPath(e.ID)); err == nil && lerr == nil && m.Complete {
 			r.BuildState = "stale" // complete, for another lock
-			if m.LockDigest == realize.LockDigest(l) {
+			if m.CompleteFor(l) {
 				r.BuildState = "complete"
 			}
 		}
@@ -197,7 +197,7 @@ func (a *app) deleteCmd() *cobra.Command {
 			if _, err := fl.TryLockContext(cmd.Context(), 250*time.Millisecond); err == nil {
 				defer fl.Unlock()
 			}
-			removed, err := removeIfExists(dir)
+			removed, err := realize.RemoveVersion(dir)
 			if err != nil {
 				return fmt.Errorf("delete %s: build %s: %w", id, dir, err)
 			}

@@ -143,6 +143,9 @@ func (a *app) realizeConfig(s *spec.Spec, l *lock.Lock, f realizeFlags, also pro
 		Logger:   a.log,
 		Progress: report,
 		SaveLock: func(l *lock.Lock) error { return lock.Write(lockPath, l) },
+		// A directory the user named is realized in place; the builds
+		// root gets immutable builds behind comfy-<id>.
+		InPlace: f.target != "" || a.cfg.ComfyHome != "",
 	}
 	return cfg, ui.Close, nil
 }

@@ -300,6 +300,7 @@ func envSeconds(getenv func(string) string, key string, def time.Duration) (time
 // are unchanged on disk (three stats), keeping per-job overhead small.
 func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realizeFlags) (*job.Build, error) {
 	if b := a.prepared.get(id); b != nil {
+		realize.Touch(b.Dir) // the lease that keeps gc away from a build in use
 		return b, nil
 	}
 	s, err := a.loadSpec(id)
@@ -326,7 +327,9 @@ func (a *app) prepare(ctx context.Context, id string, p progress.Func, f realize
 		VersionID: s.ID, Dir: res.BuildDir, Python: filepath.Join(res.BuildDir, ".venv", "bin", "python"),
 		Env: l.Env, ComfyArgs: l.Options.ComfyArgs, Digest: realize.LockDigest(l),
 	}
-	a.prepared.put(id, b, s.File, a.lockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
+	// cfg.BuildDir is the version's pointer: a switch to another build is
+	// a change too.
+	a.prepared.put(id, b, s.File, a.lockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile), cfg.BuildDir)
 	return b, nil
 }
 

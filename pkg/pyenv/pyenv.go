@@ -102,6 +102,9 @@ type Config struct {
 	// TempDir holds the constraints file and rewritten requirement files
 	// while pip runs. Default os.TempDir().
 	TempDir string
+	// Prompt is the venv's prompt (activate shows it); default the build
+	// directory's name, which for a build being made is a temp name.
+	Prompt string
 	Logger  zerolog.Logger
 	// Progress receives Task "pip" events: one per package pip reports,
 	// and a Finished event at the end.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/gittest"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/lock"
@@ -44,10 +45,23 @@ func (f *fixture) host(volume string) Config {
 	return cfg
 }
 
-// raceSpec is the fixture's version with three models: one with a
-// checksum, one without (its digest is learned on download), one inside a
-// node's folder.
+// raceSpec is a version of three nodes and three models (one with a
+// checksum, one without, whose digest is learned on download, one inside a
+// node's folder) and a venv with nothing to install: pip's run time would
+// dwarf the races under test. It returns each model's file, relative to
+// the build or under $MODELS_DIR, with its sha256.
 func (f *fixture) raceSpec() map[string]string {
+	core := gittest.NewRepo(f.t)
+	core.Commit("core", map[string]string{"main.py": "print('comfy')\n", "comfy/__init__.py": "", "models/checkpoints/put_here": ""})
+	f.trees.repos["https://github.com/comfyanonymous/ComfyUI-lite"] = core
+	var nodes []string
+	for i := range 3 {
+		url := fmt.Sprintf("https://github.com/o/race-node%d", i)
+		r := gittest.NewRepo(f.t)
+		r.Commit("n", map[string]string{"__init__.py": fmt.Sprintf("NODE = %d\n", i), "web/app.js": strings.Repeat("x", 4000)})
+		f.trees.repos[url] = r
+		nodes = append(nodes, fmt.Sprintf(`{"repo": "%s", "commit": "%s", "install_requirements": false}`, url, r.Head()))
+	}
 	sums := map[string]string{}
 	for _, m := range []struct {
 		name string
@@ -56,14 +70,17 @@ func (f *fixture) raceSpec() map[string]string {
 		sums[m.name] = f.addModel(m.name, m.size)
 		f.ms.Throttle("/"+m.name, 16<<20)
 	}
-	f.setSpec(f.specDoc(fmt.Sprintf(`{"source": "%s", "target_path": "$MODELS_DIR/checkpoints/m1.safetensors", "checksum": "sha256:%s"},
-	  {"source": "%s", "target_path": "$MODELS_DIR/loras/m2.bin"},
-	  {"source": "%s", "target_path": "$COMFY_HOME/custom_nodes/node-a/ckpt/m3.bin"}`,
-		f.ms.Path("m1.safetensors"), sums["m1.safetensors"], f.ms.Path("m2.bin"), f.ms.Path("m3.bin"))))
+	f.setSpec(fmt.Sprintf(`{"schema_version": 2, "version_id": "v",
+	  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI-lite", "commit": "%s"},
+	  "custom_nodes": [%s],
+	  "models": [{"source": "%s", "target_path": "$MODELS_DIR/checkpoints/m1.safetensors", "checksum": "sha256:%s"},
+	    {"source": "%s", "target_path": "$MODELS_DIR/loras/m2.bin"},
+	    {"source": "%s", "target_path": "$COMFY_HOME/custom_nodes/race-node1/ckpt/m3.bin"}]}`,
+		core.Head(), strings.Join(nodes, ","), f.ms.Path("m1.safetensors"), sums["m1.safetensors"], f.ms.Path("m2.bin"), f.ms.Path("m3.bin")))
 	return map[string]string{
 		"models/checkpoints/m1.safetensors":      sums["m1.safetensors"],
 		"models/loras/m2.bin":                    sums["m2.bin"],
-		"custom_nodes/node-a/ckpt/m3.bin":        sums["m3.bin"],
+		"custom_nodes/race-node1/ckpt/m3.bin":    sums["m3.bin"],
 		"$MODELS_DIR/checkpoints/m1.safetensors": sums["m1.safetensors"],
 		"$MODELS_DIR/loras/m2.bin":               sums["m2.bin"],
 	}
