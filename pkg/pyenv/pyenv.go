@@ -105,7 +105,7 @@ type Config struct {
 	// Prompt is the venv's prompt (activate shows it); default the build
 	// directory's name, which for a build being made is a temp name.
 	Prompt string
-	Logger  zerolog.Logger
+	Logger zerolog.Logger
 	// Progress receives Task "pip" events: one per package pip reports,
 	// and a Finished event at the end.
 	Progress progress.Func
