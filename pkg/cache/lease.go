@@ -1,6 +1,12 @@
 package cache
 
-import "time"
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runpod-comfy/worker/internal/fsutil"
+)
 
 // Lease is the timing of the leases that replace locks across hosts. A
 // writer of a private entry on the volume (a build being made, a partial
@@ -29,4 +35,26 @@ func (l Lease) OrDefault() Lease {
 		l.Refresh = l.Expiry / 4
 	}
 	return l
+}
+
+// RemoveStaleTemps removes the private temp files in dir (see
+// fsutil.TempPath) that nothing touched for age: what writers killed in the
+// middle of an atomic write left. A younger one may be a live write on
+// another host. It returns what it removed, or would remove with dryRun.
+func RemoveStaleTemps(dir string, age time.Duration, dryRun bool) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	now := time.Now()
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.Type().IsRegular() && fsutil.IsTempName(e.Name()) && fsutil.Abandoned(p, age, now) {
+			if dryRun || os.Remove(p) == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

@@ -305,10 +305,13 @@ func (st *Store) gcPartials(o GCOptions) ([]GCItem, error) {
 		return nil, fmt.Errorf("model store gc: %w", err)
 	}
 	var out []GCItem
+	// A writer refreshes its lease every Lease.Refresh: whatever MinAge
+	// asks, a part file is left alone until its lease could have expired.
+	minAge := max(o.MinAge, st.cfg.Lease.Expiry)
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
 		fi, err := os.Lstat(p)
-		if err != nil || o.Now.Sub(fi.ModTime()) < o.MinAge {
+		if err != nil || o.Now.Sub(fi.ModTime()) < minAge {
 			continue
 		}
 		base, isPart := strings.CutSuffix(e.Name(), ".part")

@@ -76,6 +76,8 @@ type fixture struct {
 	saved                      atomic.Int32
 	// inPlace realizes f.build itself, as with --target or COMFY_HOME.
 	inPlace bool
+	// raceDoc is raceSpec's version at the repositories' current heads.
+	raceDoc func() string
 }
 
 func newFixture(t testing.TB) *fixture {

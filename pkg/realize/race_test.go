@@ -26,12 +26,18 @@ import (
 // whose locks do not reach the others.
 func (f *fixture) host(volume string) Config {
 	f.t.Helper()
+	return f.hostWith(volume, cache.Lease{})
+}
+
+// hostWith is host with the given lease timing for stages and downloads.
+func (f *fixture) hostWith(volume string, lease cache.Lease) Config {
+	f.t.Helper()
 	var rewrites []gitsrc.Rewrite
 	for url, r := range f.trees.repos {
 		rewrites = append(rewrites, gitsrc.Rewrite{From: url, To: r.FileURL()})
 	}
 	off := cache.Locks{Off: true}
-	st, err := models.New(models.Config{Root: filepath.Join(volume, "cache"), MaxAttempts: 2, BackoffBase: 1, Locks: off})
+	st, err := models.New(models.Config{Root: filepath.Join(volume, "cache"), MaxAttempts: 2, BackoffBase: 1, Locks: off, Lease: lease})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -41,6 +47,7 @@ func (f *fixture) host(volume string) Config {
 	cfg.ModelsDir = filepath.Join(volume, "models")
 	cfg.Models = st
 	cfg.Locks = off
+	cfg.Lease = lease
 	cfg.Trees = &gitsrc.Trees{Client: gitsrc.NewClient(gitsrc.Options{Rewrites: rewrites, Locks: off}), CacheDir: filepath.Join(volume, "cache", "git")}
 	return cfg
 }
@@ -54,13 +61,10 @@ func (f *fixture) raceSpec() map[string]string {
 	core := gittest.NewRepo(f.t)
 	core.Commit("core", map[string]string{"main.py": "print('comfy')\n", "comfy/__init__.py": "", "models/checkpoints/put_here": ""})
 	f.trees.repos["https://github.com/comfyanonymous/ComfyUI-lite"] = core
-	var nodes []string
 	for i := range 3 {
-		url := fmt.Sprintf("https://github.com/o/race-node%d", i)
 		r := gittest.NewRepo(f.t)
 		r.Commit("n", map[string]string{"__init__.py": fmt.Sprintf("NODE = %d\n", i), "web/app.js": strings.Repeat("x", 4000)})
-		f.trees.repos[url] = r
-		nodes = append(nodes, fmt.Sprintf(`{"repo": "%s", "commit": "%s", "install_requirements": false}`, url, r.Head()))
+		f.trees.repos[fmt.Sprintf("https://github.com/o/race-node%d", i)] = r
 	}
 	sums := map[string]string{}
 	for _, m := range []struct {
@@ -70,13 +74,21 @@ func (f *fixture) raceSpec() map[string]string {
 		sums[m.name] = f.addModel(m.name, m.size)
 		f.ms.Throttle("/"+m.name, 16<<20)
 	}
-	f.setSpec(fmt.Sprintf(`{"schema_version": 2, "version_id": "v",
+	f.raceDoc = func() string {
+		var nodes []string
+		for i := range 3 {
+			url := fmt.Sprintf("https://github.com/o/race-node%d", i)
+			nodes = append(nodes, fmt.Sprintf(`{"repo": "%s", "commit": "%s", "install_requirements": false}`, url, f.trees.repos[url].Head()))
+		}
+		return fmt.Sprintf(`{"schema_version": 2, "version_id": "v",
 	  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI-lite", "commit": "%s"},
 	  "custom_nodes": [%s],
 	  "models": [{"source": "%s", "target_path": "$MODELS_DIR/checkpoints/m1.safetensors", "checksum": "sha256:%s"},
 	    {"source": "%s", "target_path": "$MODELS_DIR/loras/m2.bin"},
 	    {"source": "%s", "target_path": "$COMFY_HOME/custom_nodes/race-node1/ckpt/m3.bin"}]}`,
-		core.Head(), strings.Join(nodes, ","), f.ms.Path("m1.safetensors"), sums["m1.safetensors"], f.ms.Path("m2.bin"), f.ms.Path("m3.bin")))
+			core.Head(), strings.Join(nodes, ","), f.ms.Path("m1.safetensors"), sums["m1.safetensors"], f.ms.Path("m2.bin"), f.ms.Path("m3.bin"))
+	}
+	f.setSpec(f.raceDoc())
 	return map[string]string{
 		"models/checkpoints/m1.safetensors":      sums["m1.safetensors"],
 		"models/loras/m2.bin":                    sums["m2.bin"],
