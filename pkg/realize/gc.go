@@ -24,7 +24,7 @@ type BuildGCOptions struct {
 	// Lease is how realizes refresh their stages: a stage stays until its
 	// lease could have expired, whatever MinAge says. Zero fields take
 	// cache.DefaultLease.
-	Lease cache.Lease
+	Lease  cache.Lease
 	DryRun bool
 	Now    time.Time // zero: time.Now()
 }
