@@ -69,8 +69,9 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	case rp.Local() || cmd.Flags().Changed("test_input"):
 		mode = modeOneJob
 	}
+	var noVolume string
 	if mode == modeJobLoop || mode == modeRealtime {
-		if err := a.waitForVolume(ctx); err != nil {
+		if noVolume, err = a.waitForVolume(ctx); err != nil {
 			return err
 		}
 	}
@@ -80,6 +81,7 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	h.Notify(noVolume)
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -138,18 +140,23 @@ const (
 )
 
 // waitForVolume holds a serverless worker until its network volume is
-// mounted (RUNPOD_VOLUME_WAIT seconds, default 60; 0 disables).
-func (a *app) waitForVolume(ctx context.Context) error {
+// mounted (RUNPOD_VOLUME_WAIT seconds, default 60), unless nothing lives
+// there. Without it the worker runs on the container disk: the warning
+// says so, in the log and in the first job's result.
+func (a *app) waitForVolume(ctx context.Context) (warning string, err error) {
 	wait, err := envSeconds(a.getenv, "RUNPOD_VOLUME_WAIT", 60*time.Second)
-	if err != nil || wait == 0 {
-		return err
+	if err != nil {
+		return "", err
 	}
-	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
-	if cache.VolumeReady(vol) {
-		return nil
+	paths := append([]string{a.cfg.ModelsDir, a.cfg.ComfyHome, a.cfg.WheelsDir, a.cfg.VersionsDir, a.getenv("GOOGLE_APPLICATION_CREDENTIALS")},
+		filepath.SplitList(a.getenv("COMFY_EXTRA_VERSIONS_DIRS"))...)
+	_, warning, err = cache.VolumeWait{Env: a.cfg.Cache, Paths: paths, Timeout: wait, Waiting: func(vol string, max time.Duration) {
+		a.log.Info().Str("volume", vol).Dur("max_wait", max).Msg("waiting for the network volume")
+	}}.Wait(ctx)
+	if warning != "" {
+		a.log.Warn().Msg(warning)
 	}
-	a.log.Info().Str("volume", vol).Dur("max_wait", wait).Msg("waiting for the network volume")
-	return cache.WaitForVolume(ctx, vol, wait, time.Second)
+	return warning, err
 }
 
 // trimMemory gives back the binary's start-up pages before the worker
