@@ -48,6 +48,7 @@ package pyenv
 import (
 	"os"
 	"os/exec"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -114,6 +115,10 @@ type Config struct {
 // Installer creates build venvs and installs into them.
 type Installer struct {
 	cfg Config
+	// probed is the interpreter, once a probe succeeded: starting Python
+	// costs a noticeable part of a realize on a busy machine.
+	mu     sync.Mutex
+	probed *Interpreter
 }
 
 // New returns an Installer for cfg, with defaults filled in.

@@ -125,7 +125,8 @@ func realizeVersioned(ctx context.Context, cfg Config, l *lock.Lock) (*Result, e
 		r.res.NoOp = true
 		return r.res, nil
 	}
-	interp, err := r.newInstaller().Interpreter(ctx)
+	r.installer = r.newInstaller()
+	interp, err := r.installer.Interpreter(ctx)
 	if err != nil {
 		return nil, &Error{Step: "python", Err: err}
 	}
@@ -156,6 +157,7 @@ func realizeVersioned(ctx context.Context, cfg Config, l *lock.Lock) (*Result, e
 		return nil, err
 	}
 	r.marker.VersionID = l.VersionID
+	removeLeftovers(stage) // of a realize that died in this stage before
 	err = r.build(sctx)
 	if err == nil {
 		// Digests learned on download are part of the key.

@@ -163,6 +163,7 @@ func realizeInPlace(ctx context.Context, cfg Config, l *lock.Lock) (*Result, err
 	// A directory shared by versions (COMFY_HOME) now holds this one; what
 	// the marker says of trees and models on disk stays true.
 	r.marker.VersionID = l.VersionID
+	removeLeftovers(build) // this host's lock keeps other writers away
 	if err := r.build(ctx); err != nil {
 		return r.res, err
 	}
@@ -239,6 +240,18 @@ func claim(build string) error {
 // the worker's: a marker being written, an export's or a core's staging.
 func leftover(name string) bool {
 	return fsutil.IsTempName(name) || name == ".core-staging"
+}
+
+// removeLeftovers deletes the temp files that writers killed in the middle
+// left at the top of dir, which the caller alone writes (a stage, or an
+// in-place build under its lock).
+func removeLeftovers(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fsutil.IsTempName(e.Name()) {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // learnFromMarker copies into the lock the digests of models it has none

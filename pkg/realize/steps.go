@@ -227,7 +227,9 @@ func (r *run) newInstaller() *pyenv.Installer {
 // venv makes sure the build's venv exists; it runs alongside the trees and
 // downloads, as creating a venv takes seconds.
 func (r *run) venv(ctx context.Context) (string, error) {
-	r.installer = r.newInstaller()
+	if r.installer == nil {
+		r.installer = r.newInstaller()
+	}
 	venv, err := r.installer.EnsureVenv(ctx, r.dir)
 	if err != nil {
 		return "", err
