@@ -41,8 +41,9 @@
 // check and EnsureVenv recreates it with a new ID, which changes PlanDigest
 // so the caller reinstalls.
 //
-// Callers must hold the build's lock: nothing here guards against two
-// processes installing into the same venv.
+// Callers must own the venv's directory (realize installs into a build's
+// private stage, or into an in-place build under its lock): nothing here
+// guards against two processes installing into the same venv.
 package pyenv
 
 import (
