@@ -51,10 +51,16 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 	var repos []string
 	err := filepath.WalkDir(cacheDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if p == cacheDir && os.IsNotExist(err) {
+			switch {
+			case p == cacheDir && os.IsNotExist(err):
 				return filepath.SkipAll
+			case os.IsNotExist(err):
+				return nil // a fetch's private repository, published or removed meanwhile
 			}
 			return err
+		}
+		if d.IsDir() && p != cacheDir && privateName(d.Name()) {
+			return filepath.SkipDir // being fetched into, or on its way out
 		}
 		if d.IsDir() && strings.HasSuffix(p, ".git") && isDir(filepath.Join(p, "objects")) {
 			repos = append(repos, p)
@@ -93,6 +99,17 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 		rep.Removed = append(rep.Removed, item)
 	}
 	return rep, nil
+}
+
+// privateName matches the private and aside directories made next to a
+// repository (see tempSibling).
+func privateName(name string) bool {
+	for _, kind := range []string{".git.tmp-", ".git.old-", ".git.pruned-"} {
+		if strings.Contains(name, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // removeRepo removes dir if its fetch lock is free; false when it is held.

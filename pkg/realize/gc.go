@@ -80,6 +80,9 @@ func CollectBuilds(ctx context.Context, buildsRoot string, o BuildGCOptions) (Bu
 		case e.IsDir() && strings.HasSuffix(name, storeSuffix):
 			cur, _, _ := Current(strings.TrimSuffix(p, storeSuffix))
 			builds, err := os.ReadDir(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // the version was deleted meanwhile
+			}
 			if err != nil {
 				return rep, fmt.Errorf("builds gc: %w", err)
 			}
