@@ -117,7 +117,7 @@ func newVolume(t *testing.T, hosts int) *volume {
 		}
 	}
 	for range hosts {
-		v.hosts = append(v.hosts, netvol.HostT(t, netvol.HostOptions{Shared: v.shared, MountPath: v.mount}))
+		v.hosts = append(v.hosts, netvol.HostT(t, netvol.HostOptions{Shared: v.shared, MountPath: v.mount, Mount: cached}))
 	}
 	v.env = append(pyenvtest.IsolatedEnv(), "COMFY_LOG_FORMAT=json", "FAKE_COMFY_BIN="+fake,
 		"COMFY_GIT_REWRITE=https://github.com/="+v.git.URL+"/github.com/")
@@ -315,3 +315,10 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// cached is how each host's kernel caches the volume's names and
+// attributes, as an NFS client does (its shortest default is 3 s): what
+// one host changes, another may see a moment late. Without it every
+// path component of every file operation is a round trip, which makes a
+// venv's thousands of files take seconds more than on a real volume.
+var cached = netvol.Options{EntryTimeout: time.Second, AttrTimeout: time.Second}

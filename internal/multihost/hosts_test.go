@@ -39,7 +39,7 @@ func TestKilledHost(t *testing.T) {
 	defer cancel()
 	want := v.clean(ctx)
 	rng := rand.New(rand.NewPCG(3, 5))
-	for r := range 4 {
+	for r := range 3 {
 		round := fmt.Sprintf("kill-r%d", r)
 		v.round(round, "v")
 		victim, other := v.worker(ctx, 0, round, "realize", "v"), v.worker(ctx, 1, round, "realize", "v")
