@@ -167,9 +167,16 @@ func (st *Store) fetchFrom(ctx context.Context, src Source, want string, size in
 	}
 	defer unlock()
 
-	// The process we waited for may have fetched it.
-	if b, ok := st.lookup(want, size, []Source{src}); ok {
+	// The process we waited for may have fetched it, or a process on
+	// another host (which our lock does not stop) may be fetching it.
+	found := func() (Blob, bool) { return st.lookup(want, size, []Source{src}) }
+	if b, ok := found(); ok {
 		return b, nil
+	}
+	if st.awaitOthers(ctx, key, item, func() bool { _, ok := found(); return ok }) {
+		if b, ok := found(); ok {
+			return b, nil
+		}
 	}
 	var before os.FileInfo
 	if src.Kind == KindFile {

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
 // Downloads in progress are private to their writer: hosts sharing the
@@ -100,6 +102,48 @@ func (st *Store) partialsOf(key string) []string {
 		out[i] = c.path
 	}
 	return out
+}
+
+// awaitOthers waits while another process, here or on another host, is
+// downloading key: its part file has a fresh lease and keeps growing. It
+// returns as soon as done reports the blob is there, or when no download
+// of key is alive or one stopped growing for IdleTimeout (then this one
+// downloads itself, taking an abandoned part file over). It reports
+// whether it waited. Hosts that start at the same moment all download; the
+// ones that come later wait, which on a scale-out saves a model's size
+// per worker.
+func (st *Store) awaitOthers(ctx context.Context, key, item string, done func() bool) bool {
+	waited := false
+	sizes := map[string]int64{}
+	grew := time.Now()
+	for {
+		if waited && done() {
+			return true
+		}
+		now := time.Now()
+		live := false
+		for _, p := range st.partialsOf(key) {
+			fi, err := os.Stat(p)
+			if err != nil || fsutil.Abandoned(p, st.cfg.Lease.Expiry, now) {
+				continue
+			}
+			live = true
+			if fi.Size() != sizes[p] {
+				sizes[p], grew = fi.Size(), now
+			}
+		}
+		if !live || now.Sub(grew) > st.cfg.IdleTimeout {
+			return waited
+		}
+		if !waited {
+			st.log.Info().Str("item", item).Msg("another process is downloading this model; waiting for it")
+			st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Message: "waiting for another process"})
+		}
+		waited = true
+		if sleep(ctx, st.cfg.Locks.Poll) != nil {
+			return waited
+		}
+	}
 }
 
 // partialKey is the download key a file in partial/ belongs to: the part

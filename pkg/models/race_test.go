@@ -1,15 +1,18 @@
 package models
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/fsutil"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 )
@@ -90,7 +93,9 @@ func TestPartialTakeover(t *testing.T) {
 	root := t.TempDir()
 	lease := cache.Lease{Refresh: 20 * time.Millisecond, Expiry: 200 * time.Millisecond}
 	hostA := newTestStore(t, func(c *Config) { c.Root, c.Locks, c.Lease, c.MaxAttempts = root, cache.Locks{Off: true}, lease, 1 })
-	hostB := newTestStore(t, func(c *Config) { c.Root, c.Locks, c.Lease = root, cache.Locks{Off: true}, lease })
+	hostB := newTestStore(t, func(c *Config) {
+		c.Root, c.Locks, c.Lease, c.IdleTimeout = root, cache.Locks{Off: true}, lease, 500*time.Millisecond
+	})
 
 	// A's download breaks off: its part file is marked abandoned at once.
 	srv.Faults("/m", modeltest.Fault{DropAfter: 700_000})
@@ -101,12 +106,18 @@ func TestPartialTakeover(t *testing.T) {
 	if len(parts) != 2 { // .part and .json
 		t.Fatalf("partial files after the failure: %v", parts)
 	}
-	// A live writer's part file (fresh lease) beside it is left alone.
+	// A writer that keeps its lease fresh but makes no progress: host B
+	// waits for it IdleTimeout, then downloads itself, leaving its part
+	// file alone.
 	live := filepath.Join(hostA.st.Dir(), "partial", "d-"+digest+".0123456789abcdef.part")
 	if err := os.WriteFile(live, data[:1<<20], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopLease := fsutil.Heartbeat(ctx, live, lease.Refresh, nil)
 	b, err := hostB.st.Fetch(testCtx(t), Request{Source: srv.Path("m"), SHA256: digest})
+	stopLease()
+	cancel()
 	if err != nil || b.SHA256 != digest || fileDigest(t, b.Path) != digest {
 		t.Fatalf("host B: %+v, %v", b, err)
 	}
@@ -114,8 +125,8 @@ func TestPartialTakeover(t *testing.T) {
 	if last := reqs[len(reqs)-1]; last.Range == "" || last.Range == "bytes=0-" {
 		t.Errorf("host B did not resume host A's download: Range %q", last.Range)
 	}
-	if !fileExists(live) {
-		t.Error("a part file with a fresh lease was taken or removed")
+	if fi, err := os.Stat(live); err != nil || fi.Size() != 1<<20 {
+		t.Error("a part file with a fresh lease was taken, changed or removed")
 	}
 	if got := storeFiles(t, hostB.st, "partial"); len(got) != 1 {
 		t.Errorf("partial files after the takeover: %v, want only the live one", got)
@@ -144,4 +155,46 @@ func TestPublishKeepsTheFirstBlob(t *testing.T) {
 	if !os.SameFile(before, after) || fileExists(second) || fileExists(first) {
 		t.Errorf("second publish replaced the blob (%v) or left its part file", !os.SameFile(before, after))
 	}
+}
+
+// TestLaterHostWaitsForADownload: a host that starts fetching a model while
+// another host is downloading it (a part file with a fresh lease that
+// grows) waits for that download instead of making its own.
+func TestLaterHostWaitsForADownload(t *testing.T) {
+	srv := modeltest.NewServer()
+	defer srv.Close()
+	data, digest := testData(2<<20, 43)
+	srv.Add("/m", data)
+	srv.Throttle("/m", 2<<20) // about a second
+	root := t.TempDir()
+	off := cache.Locks{Off: true, Poll: 20 * time.Millisecond}
+	hostA := newTestStore(t, func(c *Config) { c.Root, c.Locks = root, off })
+	hostB := newTestStore(t, func(c *Config) { c.Root, c.Locks = root, off })
+	var wg sync.WaitGroup
+	var errA error
+	wg.Go(func() { _, errA = hostA.st.Fetch(testCtx(t), Request{Source: srv.Path("m")}) })
+	deadline := time.Now().Add(5 * time.Second)
+	for len(hostA.st.partialsOf("s-"+hashKey(mustSource(t, srv.Path("m")).Canonical())[:40])) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, err := hostB.st.Fetch(testCtx(t), Request{Source: srv.Path("m")})
+	wg.Wait()
+	if errA != nil || err != nil || b.SHA256 != digest || b.Downloaded {
+		t.Fatalf("host A: %v; host B: %+v, %v", errA, b, err)
+	}
+	if n := len(srv.Requests("/m")); n != 1 {
+		t.Errorf("%d downloads, want 1: host B did not wait for host A's", n)
+	}
+	if !strings.Contains(hostB.logs.String(), "waiting for it") {
+		t.Error("host B did not say it waited")
+	}
+}
+
+func mustSource(t *testing.T, s string) Source {
+	t.Helper()
+	src, err := ParseSource(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
