@@ -169,7 +169,9 @@ func TestLaterHostWaitsForADownload(t *testing.T) {
 	root := t.TempDir()
 	off := cache.Locks{Off: true, Poll: 20 * time.Millisecond}
 	hostA := newTestStore(t, func(c *Config) { c.Root, c.Locks = root, off })
-	hostB := newTestStore(t, func(c *Config) { c.Root, c.Locks = root, off })
+	// The download grows by whole blocks of 1 MB, which under load can
+	// take longer than the helpers' 2 s idle timeout.
+	hostB := newTestStore(t, func(c *Config) { c.Root, c.Locks, c.IdleTimeout = root, off, 20*time.Second })
 	var wg sync.WaitGroup
 	var errA error
 	wg.Go(func() { _, errA = hostA.st.Fetch(testCtx(t), Request{Source: srv.Path("m")}) })
