@@ -24,14 +24,27 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
+// WriteFileAtomicVia is WriteFileAtomic with the temp file in tmpDir (on
+// path's file system), for directories whose readers list every file in
+// them, such as a git repository's refs.
+func WriteFileAtomicVia(tmpDir, path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(filepath.Join(tmpDir, filepath.Base(TempPath(path))), path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
 // WriteAtomic is WriteFileAtomic for content produced by a writer function.
 // On any error the temp file is removed and path is untouched.
 func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
+	return writeAtomic(TempPath(path), path, perm, write)
+}
+
+func writeAtomic(tmp, path string, perm os.FileMode, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := TempPath(path)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err

@@ -73,7 +73,15 @@ func publish(tmp, dir string, commit plumbing.Hash) (replaced bool, err error) {
 		return false, err
 	}
 	_, statErr := os.Lstat(dir)
-	if reason := unusable(dir); reason != nil {
+	reason := unusable(dir)
+	if reason != nil && statErr == nil {
+		// Another host may be in the middle of something that looks odd
+		// for a moment: only a repository still unusable a little later
+		// is taken for damaged.
+		time.Sleep(damagedRecheck)
+		reason = unusable(dir)
+	}
+	if reason != nil {
 		if statErr == nil {
 			replaced = true
 			if err := moveAside(dir); err != nil {
@@ -98,6 +106,10 @@ func publish(tmp, dir string, commit plumbing.Hash) (replaced bool, err error) {
 	defer st.Close()
 	return replaced, st.pin(commit)
 }
+
+// damagedRecheck is how long publish waits before it checks again a
+// repository that looked damaged.
+var damagedRecheck = 500 * time.Millisecond
 
 // unusable says why dir cannot take more objects (it is not there yet,
 // or damaged), or nil.

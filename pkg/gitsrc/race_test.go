@@ -3,7 +3,9 @@ package gitsrc
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,5 +68,34 @@ func TestHostsRaceOneCache(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHalfWrittenRefIsNoDamage: a ref being written on another host (an
+// empty temp file under refs/, as earlier releases wrote them) does not
+// make a fetch take the repository for damaged and replace it.
+func TestHalfWrittenRefIsNoDamage(t *testing.T) {
+	h := newHistory(t, gittest.ServerOptions{})
+	cacheDir := t.TempDir()
+	logs, log := logged(0)
+	c := NewClient(Options{Logger: log})
+	res, err := c.Fetch(context.Background(), FetchRequest{CacheDir: cacheDir, URL: h.url, Commit: h.main[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(res.RepoDir)
+	writeFile(t, filepath.Join(res.RepoDir, "refs", "pins", "."+h.tip()+".tmp-123"), "")
+	if _, err := c.Fetch(context.Background(), FetchRequest{CacheDir: cacheDir, URL: h.url, Commit: h.tip()}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(res.RepoDir)
+	if !os.SameFile(before, after) || strings.Contains(logs.String(), "re-creating") {
+		t.Fatalf("the repository was replaced:\n%s", logs)
+	}
+	assertCommitComplete(t, res.RepoDir, h.tip())
+	assertCommitComplete(t, res.RepoDir, h.main[1])
+	// This release writes a ref's temp file outside refs/.
+	if tmps, _ := filepath.Glob(filepath.Join(res.RepoDir, ".*.tmp-*")); len(tmps) != 0 {
+		t.Errorf("temp files left at the repository's top: %v", tmps)
 	}
 }

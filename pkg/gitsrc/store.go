@@ -3,6 +3,7 @@ package gitsrc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,10 @@ func (s *store) SetReference(ref *plumbing.Reference) error {
 	if !strings.HasPrefix(name, "refs/") || strings.Contains(name, "..") || strings.Contains(name, "/.") {
 		return fmt.Errorf("refusing to write ref %q", name)
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(s.dir, filepath.FromSlash(name)), []byte(ref.Hash().String()+"\n"), 0o644)
+	// The temp file goes to the repository's top: go-git reads every file
+	// under refs/ as a ref, and a half-written one there would make the
+	// repository look damaged to a reader on another host.
+	return fsutil.WriteFileAtomicVia(s.dir, filepath.Join(s.dir, filepath.FromSlash(name)), []byte(ref.Hash().String()+"\n"), 0o644)
 }
 
 // CheckAndSetReference ignores old: refs are only ever written into a
@@ -166,21 +170,40 @@ func (s *store) verifyTree(h plumbing.Hash) error {
 	return nil
 }
 
-// healthy reports whether every ref of the store parses and points to a
-// readable object: the check that tells a corrupt repository (to rebuild)
-// from a failed network fetch (to report).
+// healthy reports whether every ref file of the store parses and points
+// to a readable object: the check that tells a damaged repository (to
+// replace) from a failed network fetch (to report). Temp files of ref
+// writes (dot files) are skipped: another process may be writing one.
 func (s *store) healthy() error {
-	iter, err := s.IterReferences()
-	if err != nil {
-		return err
-	}
-	defer iter.Close()
-	return iter.ForEach(func(ref *plumbing.Reference) error {
-		if ref.Type() != plumbing.HashReference {
+	return filepath.WalkDir(filepath.Join(s.dir, "refs"), func(p string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		case strings.HasPrefix(d.Name(), "."):
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		case d.IsDir():
 			return nil
 		}
-		if _, err := s.EncodedObject(plumbing.AnyObject, ref.Hash()); err != nil {
-			return fmt.Errorf("ref %s: %w", ref.Name(), err)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.dir, p)
+		line := strings.TrimSpace(string(data))
+		if strings.HasPrefix(line, "ref: ") {
+			return nil // symbolic
+		}
+		if len(line) != 40 || !isHex(line) {
+			return fmt.Errorf("ref %s: %q is not a commit", filepath.ToSlash(rel), line)
+		}
+		if _, err := s.EncodedObject(plumbing.AnyObject, plumbing.NewHash(line)); err != nil {
+			return fmt.Errorf("ref %s: %w", filepath.ToSlash(rel), err)
 		}
 		return nil
 	})
