@@ -248,7 +248,7 @@ func leftover(name string) bool {
 func removeLeftovers(dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if fsutil.IsTempName(e.Name()) {
+		if leftover(e.Name()) {
 			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}
