@@ -104,14 +104,21 @@ func (st *Store) partialsOf(key string) []string {
 	return out
 }
 
+// awaitStall is how long a download another process makes may not grow
+// before this one stops waiting for it: a killed writer's lease stays
+// fresh for minutes, but its file stops growing at once. A live download
+// writes a block (1 MB) at least this often unless its link is slower
+// than 200 kB/s, and waiting in vain for it would cost more than
+// downloading twice.
+const awaitStall = 5 * time.Second
+
 // awaitOthers waits while another process, here or on another host, is
 // downloading key: its part file has a fresh lease and keeps growing. It
 // returns as soon as done reports the blob is there, or when no download
-// of key is alive or one stopped growing for IdleTimeout (then this one
-// downloads itself, taking an abandoned part file over). It reports
-// whether it waited. Hosts that start at the same moment all download; the
-// ones that come later wait, which on a scale-out saves a model's size
-// per worker.
+// of key is alive or one stopped growing for awaitStall (or IdleTimeout,
+// if shorter); then this one downloads itself. It reports whether it
+// waited. Hosts that start at the same moment all download; the ones that
+// come later wait, which on a scale-out saves a model's size per worker.
 func (st *Store) awaitOthers(ctx context.Context, key, item string, done func() bool) bool {
 	waited := false
 	sizes := map[string]int64{}
@@ -132,7 +139,7 @@ func (st *Store) awaitOthers(ctx context.Context, key, item string, done func() 
 				sizes[p], grew = fi.Size(), now
 			}
 		}
-		if !live || now.Sub(grew) > st.cfg.IdleTimeout {
+		if !live || now.Sub(grew) > min(awaitStall, st.cfg.IdleTimeout) {
 			return waited
 		}
 		if !waited {
