@@ -19,14 +19,15 @@ import (
 )
 
 // clean realizes the version alone on host 0 and returns its build's
-// manifest: what every other build must equal.
-func (v *volume) clean(ctx context.Context) map[string]string {
+// manifest, what every other build must equal, and how long it took.
+func (v *volume) clean(ctx context.Context) (map[string]string, time.Duration) {
 	v.t.Helper()
 	v.round("clean", "v")
-	if r := run(v.worker(ctx, 0, "clean", "realize", "v")); r.err != nil {
+	r := run(v.worker(ctx, 0, "clean", "realize", "v"))
+	if r.err != nil {
 		v.t.Fatalf("realize alone: %s", r)
 	}
-	return manifest(v.t, v.build("clean", "v"))
+	return manifest(v.t, v.build("clean", "v")), r.took
 }
 
 // TestKilledHost: a worker killed (SIGKILL) at a random point of its
@@ -37,23 +38,25 @@ func TestKilledHost(t *testing.T) {
 	v := newVolume(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	want := v.clean(ctx)
+	want, took := v.clean(ctx)
 	rng := rand.New(rand.NewPCG(3, 5))
-	for r := range 3 {
+	// Kill points spread over a realize: fetching and downloading, making
+	// the venv, placing models and publishing.
+	for r, at := range []float64{0.1, 0.45, 0.8} {
 		round := fmt.Sprintf("kill-r%d", r)
 		v.round(round, "v")
 		victim, other := v.worker(ctx, 0, round, "realize", "v"), v.worker(ctx, 1, round, "realize", "v")
 		var wg sync.WaitGroup
 		var otherRes result
 		wg.Go(func() { otherRes = run(other) })
-		delay := time.Duration(100+rng.IntN(2500)) * time.Millisecond
+		delay := time.Duration((at + 0.1*rng.Float64()) * float64(took))
 		var killed result
 		wg.Go(func() { killed = runKilledAfter(victim, delay) })
 		wg.Wait()
 		if otherRes.err != nil {
 			t.Fatalf("%s: the other host failed while its peer was killed after %v: %s", round, delay, otherRes)
 		}
-		t.Logf("%s: killed after %v (%v)", round, delay, killed.err)
+		t.Logf("%s: killed after %v of a %v realize (%v)", round, delay.Round(time.Millisecond), took.Round(time.Millisecond), killed.err)
 		after := run(v.worker(ctx, 0, round, "realize", "v"))
 		if after.err != nil {
 			t.Fatalf("%s: realize on the killed host afterwards: %s", round, after)
@@ -65,7 +68,7 @@ func TestKilledHost(t *testing.T) {
 	}
 	// Killed alone, then realized again on the same host: it completes.
 	v.round("kill-alone", "v")
-	runKilledAfter(v.worker(ctx, 0, "kill-alone", "realize", "v"), 1200*time.Millisecond)
+	runKilledAfter(v.worker(ctx, 0, "kill-alone", "realize", "v"), took/2)
 	if r := run(v.worker(ctx, 0, "kill-alone", "realize", "v")); r.err != nil {
 		t.Fatalf("realize after a kill: %s", r)
 	}
