@@ -112,7 +112,7 @@ func TestHostsRaceOneFreshVersion(t *testing.T) {
 		t.Fatalf("clean realize: %v", err)
 	}
 	want := manifest(t, res.BuildDir)
-	for _, tc := range []struct{ hosts, rounds int }{{2, 3}, {4, 2}} {
+	for _, tc := range []struct{ hosts, rounds int }{{2, 2}, {4, 1}} {
 		t.Run(fmt.Sprintf("%d hosts", tc.hosts), func(t *testing.T) {
 			for round := range tc.rounds {
 				volume := filepath.Join(t.TempDir(), "volume")
