@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/progress"
@@ -30,6 +31,7 @@ type Build struct {
 // unchanged on disk (three stats), keeping per-job overhead small.
 func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Build, error) {
 	if b := m.prepared.get(id); b != nil {
+		realize.Touch(b.Dir) // the lease that keeps gc away from a build in use
 		return b, nil
 	}
 	s, err := m.Load(id)
@@ -45,7 +47,9 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 		return nil, err
 	}
 	b := newBuild(s.ID, res.BuildDir, l)
-	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
+	// The version's pointer is watched too: a switch to another build is
+	// a change.
+	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile), m.BuildDir(id))
 	return b, nil
 }
 
@@ -74,7 +78,15 @@ func statKey(path string) string {
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%d/%d/%v", st.Size(), st.ModTime().UnixNano(), st.Mode())
+	key := fmt.Sprintf("%d/%d/%v", st.Size(), st.ModTime().UnixNano(), st.Mode())
+	// A symbolic link replaced by rename (the version's pointer switched
+	// to another build) is a new link, whatever its target's stat says.
+	if lst, err := os.Lstat(path); err == nil && lst.Mode()&os.ModeSymlink != 0 {
+		if sys, ok := lst.Sys().(*syscall.Stat_t); ok {
+			key += fmt.Sprintf("|%d/%d", sys.Ino, lst.ModTime().UnixNano())
+		}
+	}
+	return key
 }
 
 func (c *preparedCache) get(id string) *Build {
