@@ -6,12 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"github.com/runpod-comfy/worker/internal/netvol"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 	"github.com/runpod-comfy/worker/pkg/pyenv/pyenvtest"
+	"github.com/runpod-comfy/worker/pkg/realize/realizetest"
 )
 
 var (
@@ -222,7 +221,7 @@ func (v *volume) checkModels(round, build string) {
 		if shared, ok := strings.CutPrefix(rel, "$MODELS_DIR/"); ok {
 			p = filepath.Join(v.shared, round, "models", shared)
 		}
-		if got := digestOf(v.t, p); got != want {
+		if got := realizetest.Digest(v.t, p); got != want {
 			v.t.Errorf("%s: %s holds sha256 %s, want %s", round, rel, got, want)
 		}
 	}
@@ -235,77 +234,6 @@ func (v *volume) downloads() int {
 		n += len(v.ms.Requests("/" + name))
 	}
 	return n
-}
-
-// manifest describes a build for comparison: every entry's type, mode and
-// content digest (or link target), leaving out what differs between two
-// correct builds: the marker's times, the venv's random id and the command
-// line that made it, byte code.
-func manifest(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		switch {
-		case rel == ".":
-			return nil
-		case d.Name() == "__pycache__":
-			return filepath.SkipDir
-		case rel == ".worker-build.json" || rel == ".venv/worker-venv.json" || rel == ".venv/pyvenv.cfg" || strings.HasSuffix(rel, ".pyc"):
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			out[rel] = "link " + target
-		case d.IsDir():
-			out[rel] = fmt.Sprintf("dir %v", info.Mode().Perm())
-		default:
-			out[rel] = fmt.Sprintf("file %v %s", info.Mode().Perm(), digestOf(t, p))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func diffManifest(got, want map[string]string) string {
-	var diffs []string
-	for k, v := range want {
-		if got[k] != v {
-			diffs = append(diffs, fmt.Sprintf("%s: %q, want %q", k, got[k], v))
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: unexpected %q", k, v))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 8 {
-		diffs = append(diffs[:8], fmt.Sprintf("and %d more", len(diffs)-8))
-	}
-	return strings.Join(diffs, "; ")
-}
-
-func digestOf(t testing.TB, p string) string {
-	t.Helper()
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
 }
 
 func tail(s string, n int) string {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runpod-comfy/worker/internal/syncbuf"
+	"github.com/runpod-comfy/worker/pkg/realize/realizetest"
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
 
@@ -27,7 +28,7 @@ func (v *volume) clean(ctx context.Context) (map[string]string, time.Duration) {
 	if r.err != nil {
 		v.t.Fatalf("realize alone: %s", r)
 	}
-	return manifest(v.t, v.build("clean", "v")), r.took
+	return realizetest.Manifest(v.t, v.build("clean", "v")), r.took
 }
 
 // TestKilledHost: a worker killed (SIGKILL) at a random point of its
@@ -61,7 +62,7 @@ func TestKilledHost(t *testing.T) {
 		if after.err != nil {
 			t.Fatalf("%s: realize on the killed host afterwards: %s", round, after)
 		}
-		if d := diffManifest(manifest(t, v.build(round, "v")), want); d != "" {
+		if d := realizetest.DiffManifest(realizetest.Manifest(t, v.build(round, "v")), want); d != "" {
 			t.Fatalf("%s: the build differs from a clean one: %s", round, d)
 		}
 		v.checkModels(round, v.build(round, "v"))
@@ -72,7 +73,7 @@ func TestKilledHost(t *testing.T) {
 	if r := run(v.worker(ctx, 0, "kill-alone", "realize", "v")); r.err != nil {
 		t.Fatalf("realize after a kill: %s", r)
 	}
-	if d := diffManifest(manifest(t, v.build("kill-alone", "v")), want); d != "" {
+	if d := realizetest.DiffManifest(realizetest.Manifest(t, v.build("kill-alone", "v")), want); d != "" {
 		t.Fatalf("the build after a kill differs from a clean one: %s", d)
 	}
 }

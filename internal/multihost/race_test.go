@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runpod-comfy/worker/pkg/realize/realizetest"
 )
 
 // TestHostsRealizeOneFreshVersion: 2 and 4 hosts, whose locks do not see
@@ -26,7 +28,7 @@ func TestHostsRealizeOneFreshVersion(t *testing.T) {
 	if alone.err != nil {
 		t.Fatalf("realize alone: %s", alone)
 	}
-	want := manifest(t, v.build("clean", "v"))
+	want := realizetest.Manifest(t, v.build("clean", "v"))
 	v.checkModels("clean", v.build("clean", "v"))
 	oneCopy := v.downloads()
 
@@ -58,7 +60,7 @@ func TestHostsRealizeOneFreshVersion(t *testing.T) {
 				continue
 			}
 			build := v.build(round, "v")
-			if d := diffManifest(manifest(t, build), want); d != "" {
+			if d := realizetest.DiffManifest(realizetest.Manifest(t, build), want); d != "" {
 				t.Errorf("%s: the build differs from a clean one: %s", round, d)
 			}
 			v.checkModels(round, build)

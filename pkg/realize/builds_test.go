@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runpod-comfy/worker/pkg/cache"
+	"github.com/runpod-comfy/worker/pkg/realize/realizetest"
 )
 
 // TestUpdateLeavesTheRunningBuildAlone: a worker runs ComfyUI from the
@@ -31,7 +32,7 @@ func TestUpdateLeavesTheRunningBuildAlone(t *testing.T) {
 	if cur, _, _ := Current(f.build); cur != old {
 		t.Fatalf("the version points at %q, want %s", cur, old)
 	}
-	before := manifest(t, old)
+	before := realizetest.Manifest(t, old)
 
 	f.nodes["node-a"].Commit("feat", map[string]string{"feat.py": "x = 1\n"})
 	f.setSpec(f.specDoc(models + fmt.Sprintf(`, {"source": "%s", "target_path": "vae/n.bin"}`, f.ms.Path("n.bin"))))
@@ -39,7 +40,7 @@ func TestUpdateLeavesTheRunningBuildAlone(t *testing.T) {
 	if res.BuildDir == old || !exists(filepath.Join(res.BuildDir, "custom_nodes", "node-a", "feat.py")) {
 		t.Fatalf("update went to %s (old %s)", res.BuildDir, old)
 	}
-	if d := diffManifest(manifest(t, old), before); d != "" {
+	if d := realizetest.DiffManifest(realizetest.Manifest(t, old), before); d != "" {
 		t.Fatalf("the running build changed under the update: %s", d)
 	}
 	if out := pythonIn(t, old, "import alpha, beta, gamma; print('ok')"); out != "ok" {
@@ -89,7 +90,7 @@ func TestInterruptedRealizeIsContinued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := manifest(t, clean.BuildDir)
+	want := realizetest.Manifest(t, clean.BuildDir)
 	rng := rand.New(rand.NewPCG(7, 9))
 	for round := range 3 {
 		volume := filepath.Join(t.TempDir(), "volume")
@@ -109,7 +110,7 @@ func TestInterruptedRealizeIsContinued(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: realize after the interruption: %v", round, err)
 		}
-		if d := diffManifest(manifest(t, res.BuildDir), want); d != "" {
+		if d := realizetest.DiffManifest(realizetest.Manifest(t, res.BuildDir), want); d != "" {
 			t.Fatalf("round %d: the continued build differs from a clean one: %s", round, d)
 		}
 		if stages, _ := filepath.Glob(filepath.Join(StoreDir(cfg.BuildDir), stagePrefix+"*")); len(stages) != 0 {
@@ -193,13 +194,13 @@ func TestModelSourceChangeWithoutChecksum(t *testing.T) {
 	if len(f.ms.Requests("/s2.bin")) != 1 {
 		t.Fatalf("s2.bin requested %d times, want 1", len(f.ms.Requests("/s2.bin")))
 	}
-	if got := digestOf(t, filepath.Join(f.models, "loras", "m.bin")); got != s2 {
+	if got := realizetest.Digest(t, filepath.Join(f.models, "loras", "m.bin")); got != s2 {
 		t.Errorf("the model's file holds %s, want s2's %s", got, s2)
 	}
 	if got := f.lock.Models[0].SHA256; got != s2 {
 		t.Errorf("the lock pairs the new source with %s, want %s", got, s2)
 	}
-	if got := digestOf(t, filepath.Join(res.BuildDir, "models", "loras", "m.bin")); got != s2 {
+	if got := realizetest.Digest(t, filepath.Join(res.BuildDir, "models", "loras", "m.bin")); got != s2 {
 		t.Errorf("the build's link holds %s, want s2's %s", got, s2)
 	}
 }
@@ -221,7 +222,7 @@ func TestFailedModelIsDownloadedOnce(t *testing.T) {
 	if n := len(f.ms.Requests("/bad.bin")); n != 1 {
 		t.Errorf("the failing model was downloaded %d times, want 1", n)
 	}
-	if got := digestOf(t, filepath.Join(f.models, "vae", "good.bin")); got != good {
+	if got := realizetest.Digest(t, filepath.Join(f.models, "vae", "good.bin")); got != good {
 		t.Errorf("the good model was not placed (%s)", got)
 	}
 }

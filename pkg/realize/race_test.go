@@ -2,13 +2,8 @@ package realize
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +14,7 @@ import (
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
+	"github.com/runpod-comfy/worker/pkg/realize/realizetest"
 )
 
 // host is one worker of a simulated multi-host volume: its own model
@@ -111,7 +107,7 @@ func TestHostsRaceOneFreshVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("clean realize: %v", err)
 	}
-	want := manifest(t, res.BuildDir)
+	want := realizetest.Manifest(t, res.BuildDir)
 	for _, tc := range []struct{ hosts, rounds int }{{2, 2}, {4, 1}} {
 		t.Run(fmt.Sprintf("%d hosts", tc.hosts), func(t *testing.T) {
 			for round := range tc.rounds {
@@ -125,7 +121,7 @@ func TestHostsRaceOneFreshVersion(t *testing.T) {
 					if errs[i] != nil {
 						t.Fatalf("round %d, host %d: %v", round, i, errs[i])
 					}
-					if d := diffManifest(manifest(t, results[i].BuildDir), want); d != "" {
+					if d := realizetest.DiffManifest(realizetest.Manifest(t, results[i].BuildDir), want); d != "" {
 						t.Fatalf("round %d, host %d: the build differs from a clean one: %s", round, i, d)
 					}
 					for rel, sum := range files {
@@ -133,7 +129,7 @@ func TestHostsRaceOneFreshVersion(t *testing.T) {
 						if shared, ok := strings.CutPrefix(rel, "$MODELS_DIR/"); ok {
 							p = filepath.Join(volume, "models", shared)
 						}
-						if got := digestOf(t, p); got != sum {
+						if got := realizetest.Digest(t, p); got != sum {
 							t.Fatalf("round %d, host %d: %s holds sha256 %s, want %s", round, i, rel, got, sum)
 						}
 					}
@@ -167,75 +163,4 @@ func raceRealize(cfgs []Config, l *lock.Lock) ([]*Result, []error) {
 	close(start)
 	wg.Wait()
 	return results, errs
-}
-
-// manifest describes a build for comparison: every entry's type, mode and
-// content digest (or link target), leaving out what differs between two
-// correct builds (the marker's times, the venv's random id and the command
-// line that made it, byte code).
-func manifest(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		switch {
-		case rel == ".":
-			return nil
-		case d.Name() == "__pycache__":
-			return filepath.SkipDir
-		case rel == MarkerFile || rel == ".venv/worker-venv.json" || rel == ".venv/pyvenv.cfg" || strings.HasSuffix(rel, ".pyc"):
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			out[rel] = "link " + target
-		case d.IsDir():
-			out[rel] = fmt.Sprintf("dir %v", info.Mode().Perm())
-		default:
-			out[rel] = fmt.Sprintf("file %v %s", info.Mode().Perm(), digestOf(t, p))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func diffManifest(got, want map[string]string) string {
-	var diffs []string
-	for k, v := range want {
-		if got[k] != v {
-			diffs = append(diffs, fmt.Sprintf("%s: %q, want %q", k, got[k], v))
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: unexpected %q", k, v))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 8 {
-		diffs = append(diffs[:8], fmt.Sprintf("and %d more", len(diffs)-8))
-	}
-	return strings.Join(diffs, "; ")
-}
-
-func digestOf(t testing.TB, p string) string {
-	t.Helper()
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
 }
