@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/output"
 )
 
@@ -254,6 +257,38 @@ func TestOriginalJobs(t *testing.T) {
 		out := hs.run(input)
 		if out.Failure == nil || out.Failure.Message != want || out.Failure.Details["error_type"] == nil {
 			t.Errorf("failure %+v, want %q with our details", out.Failure, want)
+		}
+	}
+}
+
+// TestIgnoredKeysAreLoggedAtDebug: the keys a worker-comfyui job carries
+// that this worker does not read are named in a debug line (so that an
+// operator can see them), and never at a level a default log shows.
+func TestIgnoredKeysAreLoggedAtDebug(t *testing.T) {
+	for _, level := range []zerolog.Level{zerolog.DebugLevel, zerolog.InfoLevel} {
+		var logs syncbuf.Buffer
+		hs := newHarnessWith(t, nil, func(c *Config) {
+			c.Defaults.VersionID, c.Defaults.ResponseFormat = "v1", output.FormatWorkerComfyUI
+			c.Logger = zerolog.New(&logs).Level(level)
+		})
+		if out := hs.run(string(fixture(t, "worker-comfyui/extra-keys.json"))); out.Failure != nil {
+			t.Fatalf("job failed: %+v", out.Failure)
+		}
+		var found map[string]any
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["message"] == "input keys ignored, as this format's clients expect" {
+				found = rec
+			}
+		}
+		if level == zerolog.InfoLevel {
+			if found != nil {
+				t.Errorf("ignored keys logged above debug: %v", found)
+			}
+			continue
+		}
+		if found == nil || found["level"] != "debug" || !reflect.DeepEqual(found["keys"], []any{"prompt", "seed"}) {
+			t.Errorf("debug line for ignored keys = %v; want level debug, keys [prompt seed]\nlog:\n%s", found, logs.String())
 		}
 	}
 }
