@@ -1,0 +1,222 @@
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestRoundTrip: what is unpacked is the build, file by file, with modes
+// and modification times (Python's .pyc checks), links kept, models and
+// links out of the build pointing into the build on the volume.
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plain bool
+	}{{"zstd", false}, {"plain tar", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			snap := f.pack(t, "k1", tc.plain)
+			// The reader sees the volume elsewhere: links follow Source.
+			source := filepath.Join(f.root, "elsewhere")
+			dest := t.TempDir()
+			meta, st, err := UnpackFile(context.Background(), snap, dest, UnpackOptions{Key: "k1", Source: source})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if meta.Key != "k1" || meta.Label != "v" || meta.Source != f.build {
+				t.Errorf("meta = %+v", meta)
+			}
+			if st.Size != fileSize(t, snap) || st.Links != 1 || st.Files != 11 {
+				t.Errorf("stats = %+v (file %d bytes)", st, fileSize(t, snap))
+			}
+			want, got := tree(t, f.build), tree(t, dest)
+			for rel, w := range want {
+				g, ok := got[rel]
+				switch {
+				case !ok:
+					t.Errorf("%s: missing", rel)
+				case rel == "models/checkpoints/tiny.safetensors":
+					if g.mode&fs.ModeSymlink == 0 || g.data != filepath.Join(source, rel) {
+						t.Errorf("model %s: %v -> %q; want a link to the volume's build", rel, g.mode, g.data)
+					}
+				case rel == "models/checkpoints/linked.safetensors":
+					if wantT := filepath.Join(source, "models/checkpoints", w.data); g.data != wantT {
+						t.Errorf("link out of the build: -> %q, want %q", g.data, wantT)
+					}
+				case g != w:
+					t.Errorf("%s: got %v %q mtime %d; want %v %q mtime %d", rel, g.mode, trim(g.data), g.mtime, w.mode, trim(w.data), w.mtime)
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("unpacked %d entries, the build has %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// TestCorruptSnapshotsAreRefused: every kind of damage is a CorruptError,
+// by the footer check before anything is written or by the digest at the
+// end; never a successful unpack.
+func TestCorruptSnapshotsAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		early  bool // refused before unpacking anything
+	}{
+		{"truncated in the payload", func(t *testing.T, p string) { truncateTo(t, p, fileSize(t, p)/2) }, true},
+		{"truncated in the footer", func(t *testing.T, p string) { truncateTo(t, p, fileSize(t, p)-3) }, true},
+		{"empty", func(t *testing.T, p string) { truncateTo(t, p, 0) }, true},
+		{"byte flipped in the payload", func(t *testing.T, p string) { flip(t, p, fileSize(t, p)/3) }, false},
+		{"byte flipped at the end of the payload", func(t *testing.T, p string) { flip(t, p, -footerSize-1) }, false},
+		{"digest flipped", func(t *testing.T, p string) { flip(t, p, -footerSize+45) }, false},
+		{"bytes appended", func(t *testing.T, p string) {
+			data, _ := os.ReadFile(p)
+			must(t, os.WriteFile(p, append(data, "more"...), 0o644))
+		}, true},
+	} {
+		for _, plain := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{true: " (plain)", false: ""}[plain], func(t *testing.T) {
+				f := newFixture(t)
+				snap := f.pack(t, "k1", plain)
+				tc.damage(t, snap)
+				dest := t.TempDir()
+				_, _, err := UnpackFile(context.Background(), snap, dest, UnpackOptions{Key: "k1", Source: f.build})
+				if !IsCorrupt(err) {
+					t.Fatalf("UnpackFile = %v; want a CorruptError", err)
+				}
+				if entries, _ := os.ReadDir(dest); tc.early && len(entries) > 0 {
+					t.Errorf("a snapshot refused by its footer wrote %d entries", len(entries))
+				}
+			})
+		}
+	}
+	t.Run("another build's snapshot", func(t *testing.T) {
+		f := newFixture(t)
+		snap := f.pack(t, "k1", false)
+		_, _, err := UnpackFile(context.Background(), snap, t.TempDir(), UnpackOptions{Key: "k2", Source: f.build})
+		if !IsCorrupt(err) || !strings.Contains(err.Error(), "k1") {
+			t.Fatalf("UnpackFile = %v; want a CorruptError naming the build it is for", err)
+		}
+	})
+}
+
+// TestUnpackStaysInside: names that leave the directory, or pass through
+// a link the snapshot made, are refused before anything is written there.
+func TestUnpackStaysInside(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []tar.Header
+	}{
+		{"dot-dot", []tar.Header{{Name: "../evil", Typeflag: tar.TypeReg}}},
+		{"absolute", []tar.Header{{Name: "/tmp/evil", Typeflag: tar.TypeReg}}},
+		{"through a link", []tar.Header{{Name: "out", Typeflag: tar.TypeSymlink, Linkname: "/tmp"}, {Name: "out/evil", Typeflag: tar.TypeReg}}},
+		{"twice", []tar.Header{{Name: "a", Typeflag: tar.TypeReg}, {Name: "a", Typeflag: tar.TypeReg}}},
+		{"a device", []tar.Header{{Name: "dev", Typeflag: tar.TypeChar}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := t.TempDir()
+			_, _, err := Unpack(context.Background(), bytes.NewReader(craft(t, "k", tc.entries)), dest, UnpackOptions{Key: "k", Source: "/vol"})
+			if !IsCorrupt(err) {
+				t.Fatalf("Unpack = %v; want a CorruptError", err)
+			}
+			if _, err := os.Lstat(filepath.Join(filepath.Dir(dest), "evil")); err == nil {
+				t.Fatal("a file was written outside the destination")
+			}
+		})
+	}
+}
+
+// craft writes a well-formed plain snapshot holding entries as given.
+func craft(t *testing.T, key string, entries []tar.Header) []byte {
+	t.Helper()
+	var payload bytes.Buffer
+	tw := tar.NewWriter(&payload)
+	meta := []byte(`{"format":1,"key":"` + key + `"}`)
+	must(t, tw.WriteHeader(&tar.Header{Name: metaName, Typeflag: tar.TypeReg, Size: int64(len(meta)), Mode: 0o644}))
+	tw.Write(meta)
+	for _, h := range entries {
+		h.Mode = 0o644
+		must(t, tw.WriteHeader(&h))
+	}
+	must(t, tw.Close())
+	ft := footer{codec: codecTar, length: int64(payload.Len()), entries: int64(len(entries) + 1)}
+	ft.sum = sha256.Sum256(payload.Bytes())
+	return append(payload.Bytes(), ft.marshal()...)
+}
+
+// TestPublishOnce: the first writer's snapshot stays; later and
+// concurrent writers of the same key use it and leave no temp file.
+func TestPublishOnce(t *testing.T) {
+	f := newFixture(t)
+	path := filepath.Join(f.root, "snapshots", "k1.snap")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 4 {
+		wg.Go(func() {
+			_, won, err := Publish(ctx, f.build, path, packOpts("k1"))
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			if won {
+				wins++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("%d writers published; want exactly 1", wins)
+	}
+	before, err := os.Stat(path)
+	must(t, err)
+	if _, won, err := Publish(ctx, f.build, path, packOpts("k1")); won || err != nil {
+		t.Errorf("Publish over an existing snapshot = %v, %v; want it kept", won, err)
+	}
+	after, _ := os.Stat(path)
+	if !os.SameFile(before, after) {
+		t.Error("a published snapshot was replaced")
+	}
+	if _, _, err := UnpackFile(ctx, path, t.TempDir(), UnpackOptions{Key: "k1", Source: f.build}); err != nil {
+		t.Errorf("the published snapshot does not unpack: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*")); len(left) > 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+}
+
+// TestPackRefusesAFileThatShrinks: a build changed under the packer makes
+// an error, not a snapshot with a short entry.
+func TestPackRefusesAFileThatShrinks(t *testing.T) {
+	f := newFixture(t)
+	big := filepath.Join(f.build, "big.bin")
+	opts := packOpts("k1")
+	link := opts.Link
+	opts.Link = func(rel string, d fs.DirEntry) bool {
+		if rel == "big.bin" {
+			os.Truncate(big, 10) // after it was listed, before it is read
+		}
+		return link(rel, d)
+	}
+	w := &bytes.Buffer{}
+	if _, err := Pack(context.Background(), f.build, w, opts); err == nil || !strings.Contains(err.Error(), "changed while packed") {
+		t.Fatalf("Pack = %v; want an error naming the changed file", err)
+	}
+}
