@@ -78,6 +78,8 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		}
 		if id != "" {
 			defer h.StartPrewarm(ctx, id, wf)()
+		} else if id = a.getenv("COMFY_VERSION_NAME"); id != "" {
+			defer h.StartCopy(ctx, id)()
 		}
 	}
 	if f.apiConcurrency > 1 || rp.RealtimeConcurrency > 1 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ type config struct {
 	// BufferedModelWrites keeps model downloads in the page cache even on
 	// a local disk (COMFY_MODEL_DIRECT_IO=0).
 	BufferedModelWrites bool
+	// Local copies of builds on local disk: COMFY_LOCAL_DIR (off to turn
+	// them off), COMFY_LOCAL_COPIES, COMFY_LOCAL_MAX_SIZE (bytes).
+	Local version.LocalConfig
 
 	LogLevel  string
 	LogFormat string
@@ -66,6 +70,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LogLevel:            getenv("COMFY_LOG_LEVEL"),
 		BufferedModelWrites: falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
+	}
+	env := &envReader{getenv: getenv}
+	c.Local = version.LocalConfig{Dir: env.str("COMFY_LOCAL_DIR"), Keep: env.count("COMFY_LOCAL_COPIES"), MaxBytes: env.bytes("COMFY_LOCAL_MAX_SIZE")}
+	switch {
+	case falsy(c.Local.Dir) || strings.EqualFold(c.Local.Dir, "none"):
+		c.Local.Dir = ""
+	case c.Local.Dir == "":
+		c.Local.Dir = filepath.Join(os.TempDir(), "runpod-comfy", "builds")
+	}
+	if env.err != nil {
+		return c, env.err
 	}
 	rw, err := parseRewrites(getenv("COMFY_GIT_REWRITE"))
 	if err != nil {
@@ -102,7 +117,7 @@ func (a *app) versionConfig(f *realizeFlags) version.Config {
 		CacheRoot: c.Cache.CacheRoot(), BuildsRoot: c.Cache.BuildsRoot(), Target: c.ComfyHome,
 		ModelsDir: firstNonEmpty(c.ModelsDir, c.Cache.ModelsDir()), WheelsDir: c.WheelsDir, Offline: c.Offline,
 		HFToken: c.HFToken, CivitaiToken: c.CivitaiToken, GitRewrites: c.GitRewrites,
-		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log,
+		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log, Local: c.Local,
 		Display: func() (progress.Func, func()) {
 			ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
 			return ui.Report, ui.Close

@@ -59,6 +59,16 @@ func (e *envReader) bytes(key string) int64 {
 	return n
 }
 
+// count reads a positive whole number; 0 when unset.
+func (e *envReader) count(key string) int {
+	v := e.getenv(key)
+	n, err := strconv.Atoi(v)
+	if v != "" && (err != nil || n <= 0) {
+		e.fail(key, v, "a positive whole number")
+	}
+	return max(n, 0)
+}
+
 // on reports whether key is set to 1, true, yes or on.
 func (e *envReader) on(key string) bool { return truthy(e.getenv(key)) }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/realize"
+	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // Build is a realized version, ready to run.
@@ -22,6 +23,18 @@ type Build struct {
 	// Digest changes whenever the build changes; a warm ComfyUI of another
 	// digest is restarted.
 	Digest string
+	// Source is the build on the volume: Dir itself, or the build Dir is a
+	// local copy of (see Local).
+	Source string
+	// Key identifies the build's content: its snapshot and local copies.
+	Key string
+	// LocalCopy is set on a build returned by Local that runs from a copy.
+	LocalCopy bool
+	// Models are the version's model files, for reading them ahead.
+	Models []string
+
+	// manager makes local copies; nil when the build runs where it is.
+	manager *Manager
 }
 
 // Prepare finds id's version, pins it and realizes it if needed; realize's
@@ -44,16 +57,35 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 	if err != nil {
 		return nil, err
 	}
-	b := newBuild(s.ID, res.BuildDir, l)
+	b := m.newBuild(s.ID, res.BuildDir, l)
+	if m.wantsLocal(b.Dir) {
+		if b.Key, err = BuildKey(s.ID, b.Dir); err != nil {
+			return nil, err
+		}
+		b.manager = m
+	}
 	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
 	return b, nil
 }
 
-func newBuild(id, dir string, l *lock.Lock) *Build {
-	return &Build{
-		VersionID: id, Dir: dir, Python: filepath.Join(dir, ".venv", "bin", "python"),
+func (m *Manager) newBuild(id, dir string, l *lock.Lock) *Build {
+	b := &Build{
+		VersionID: id, Dir: dir, Python: filepath.Join(dir, ".venv", "bin", "python"), Source: dir,
 		Env: l.Env, ComfyArgs: l.Options.ComfyArgs, Digest: realize.LockDigest(l),
 	}
+	if !l.Options.SkipModels {
+		for _, lm := range l.Models {
+			t, err := spec.ParseTarget(lm.TargetPath)
+			switch {
+			case err != nil:
+			case t.Root == spec.ComfyRoot:
+				b.Models = append(b.Models, filepath.Join(dir, filepath.FromSlash(t.Rel)))
+			case m.cfg.ModelsDir != "":
+				b.Models = append(b.Models, filepath.Join(m.cfg.ModelsDir, filepath.FromSlash(t.Rel)))
+			}
+		}
+	}
+	return b
 }
 
 // preparedCache remembers realized versions with the stat data of the

@@ -2,6 +2,7 @@ package version
 
 import (
 	"context"
+	"time"
 
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/lock"
@@ -34,7 +35,22 @@ func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p pro
 	default:
 		m.log.Debug().Err(err).Msg("no cache lock; realizing without it")
 	}
-	return realize.Realize(ctx, cfg, l)
+	res, err := realize.Realize(ctx, cfg, l)
+	if err != nil {
+		return res, err
+	}
+	// The snapshot is part of a realized build: the worker that realizes a
+	// version packs it once, and every other worker unpacks it.
+	start := time.Now()
+	detail, err := m.publishSnapshot(ctx, s.ID, res.BuildDir)
+	if err != nil {
+		// Workers pack it themselves when they need it.
+		m.log.Warn().Err(err).Msg("the build has no snapshot")
+	} else if detail != "" {
+		res.Steps = append(res.Steps, realize.Step{Name: "snapshot", Action: "done", Detail: detail, Took: time.Since(start)})
+		m.log.Info().Str("step", "snapshot").Str("action", "done").Str("detail", detail).Dur("took", time.Since(start)).Msg("realize")
+	}
+	return res, nil
 }
 
 // Plan says what Realize would do, changing nothing.
