@@ -102,7 +102,7 @@ func localCopyRunsWithoutTheVolume(t *testing.T, e *env, vol *netvol.Volume) {
 		t.Errorf("running Python from the copy touched the volume: %+v", st)
 	}
 	for _, p := range []string{
-		filepath.Join(run.Dir, "models", "checkpoints", "tiny.safetensors"), // the build's link, as nodes see it
+		filepath.Join(run.Dir, "models", "checkpoints", "tiny.safetensors"),      // the build's link, as nodes see it
 		filepath.Join(modelsBase(t, run.Dir), "checkpoints", "tiny.safetensors"), // what extra_model_paths.yaml names
 	} {
 		if data, err := os.ReadFile(p); err != nil || string(data) != modelBytes {
