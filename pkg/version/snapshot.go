@@ -30,9 +30,12 @@ func (m *Manager) SnapshotPath(key string) string {
 	return filepath.Join(m.layout().Snapshots(), key+".snap")
 }
 
-// BuildKey identifies the content of id's build at dir: the version, the
-// directory and its marker, which records every input of every step.
-// It changes whenever a realize changes the build.
+// BuildKey identifies the content of id's build at dir: the version and
+// its marker, which records every input of every step (down to the digest
+// of extra_model_paths.yaml). It changes whenever a realize changes the
+// build, and not with the volume's mount point (/workspace on a Pod,
+// /runpod-volume on serverless workers): a snapshot packed on one serves
+// the other.
 func BuildKey(id, dir string) (string, error) {
 	data, err := os.ReadFile(filepath.Join(dir, realize.MarkerFile))
 	if err != nil {
@@ -45,7 +48,7 @@ func BuildKey(id, dir string) (string, error) {
 	delete(mk, "updated_at") // rewritten by a realize that changed nothing
 	canon, _ := json.Marshal(mk)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n", id, filepath.Clean(dir))
+	fmt.Fprintf(h, "%s\n", id)
 	h.Write(canon)
 	return id + "-" + hex.EncodeToString(h.Sum(nil))[:24], nil
 }

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runpod-comfy/worker/internal/netvol"
+	"github.com/runpod-comfy/worker/pkg/pyenv/pyenvtest"
+	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
+)
+
+// coldFixture is a version whose ComfyUI imports a storm of modules at
+// start, as a real one does: a generated package tree of coreModules in
+// the core (gen/pNN/mNNN.py, each package importing its modules) and a
+// wheel of venvModules in the venv, all imported by main.py before it
+// execs the fake ComfyUI. It is realized into vol (the volume's backing
+// directory), which also packs its snapshot.
+func coldFixture(tb testing.TB, e *testEnv, vol string, coreModules, venvModules int) {
+	tb.Helper()
+	pyenvtest.Python(tb)
+	files := genPackage("gen", coreModules)
+	files["main.py"] = `import os, sys, time
+t0 = time.time()
+import gen, bigdep
+sys.stderr.write("main.py: imported the module tree in %.2fs\n" % (time.time() - t0))
+exe = os.environ.get('FAKE_COMFY_BIN')
+if exe:
+    os.execv(exe, [exe] + sys.argv)
+print('no fake')
+`
+	files["requirements.txt"] = "bigdep\n"
+	files["comfy/cli_args.py"] = "# --database-url\n"
+	core := e.publish("comfyanonymous/ComfyUI")
+	core.Commit("core", files)
+	wheels := filepath.Join(e.dir, "wheels")
+	if _, err := (pyenvtest.Wheel{Name: "bigdep", Version: "1.0", Files: genPackage("bigdep", venvModules)}).Build(wheels); err != nil {
+		tb.Fatal(err)
+	}
+	e.writeSpec("demo", `{"schema_version": 2, "version_id": "demo",
+	  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "ref": "main"}}`)
+	for k, v := range volumeVars(vol) {
+		e.vars[k] = v
+	}
+	e.vars["COMFY_WHEELS_DIR"] = wheels
+	e.mustRun("realize", "demo")
+	e.vars["COMFY_OFFLINE"] = "1" // workers use the lock and the build only
+}
+
+// genPackage writes a package of n modules in subpackages of 100.
+func genPackage(name string, n int) map[string]string {
+	files := map[string]string{}
+	var top strings.Builder
+	for p := 0; p*100 < n; p++ {
+		sub := fmt.Sprintf("p%03d", p)
+		fmt.Fprintf(&top, "from . import %s\n", sub)
+		var init strings.Builder
+		for m := p * 100; m < min(n, (p+1)*100); m++ {
+			mod := fmt.Sprintf("m%05d", m)
+			fmt.Fprintf(&init, "from . import %s\n", mod)
+			files[fmt.Sprintf("%s/%s/%s.py", name, sub, mod)] = fmt.Sprintf(`"""Generated module %[1]d."""
+import os
+
+CONSTANT_%[1]d = %[1]d
+
+
+class Node%[1]d:
+    """A node."""
+
+    INPUT_TYPES = {"required": {"value": ("INT", {"default": %[1]d})}}
+
+    def __init__(self, scale=1):
+        self.scale = scale
+
+    def run(self, value):
+        return (value * self.scale + CONSTANT_%[1]d,)
+
+
+def helper_%[1]d(path):
+    return os.path.join(path, "m%[1]d")
+`, m)
+		}
+		files[fmt.Sprintf("%s/%s/__init__.py", name, sub)] = init.String()
+	}
+	files[name+"/__init__.py"] = top.String()
+	return files
+}
+
+// volumeVars point the cache, builds and models into vol.
+func volumeVars(vol string) map[string]string {
+	return map[string]string{
+		"COMFY_CACHE_ROOT":  filepath.Join(vol, "cache"),
+		"COMFY_BUILDS_ROOT": filepath.Join(vol, "builds"),
+		"MODELS_DIR":        filepath.Join(vol, "models"),
+	}
+}
+
+// coldRun starts a fresh worker with one job waiting and returns the time
+// from its start to the job's result, and its stderr.
+func coldRun(tb testing.TB, e *testEnv, extra map[string]string) (time.Duration, string) {
+	tb.Helper()
+	bin, fake := binaries(tb)
+	rp := runpodtest.New(runpodtest.Options{})
+	defer rp.Close()
+	wf := `{"1": {"class_type": "FakeNoiseImage", "inputs": {"width": 64, "height": 64, "seed": 7}},
+	  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cold"}}}`
+	rp.AddJobs(runpodtest.Job{ID: "first", Input: jobInput("demo", wf, "")})
+	env := []string{"PATH=" + os.Getenv("PATH"), "FAKE_COMFY_BIN=" + fake, "RUNPOD_VOLUME_WAIT=0",
+		"COMFY_SCRATCH_DIR=" + filepath.Join(tb.TempDir(), "scratch")}
+	for _, m := range []map[string]string{e.vars, rp.Env(), extra} {
+		for k, v := range m {
+			env = append(env, k+"="+v)
+		}
+	}
+	cmd := exec.Command(bin)
+	cmd.Env, cmd.Dir = env, e.dir
+	stderr := &syncBuf{}
+	cmd.Stderr = stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := rp.WaitResult(ctx, "first")
+	if err != nil || res.Error != nil {
+		tb.Fatalf("first job: %v %s\nworker stderr:\n%s", err, res.Error, tail(stderr.String(), 40))
+	}
+	return res.Time.Sub(start), stderr.String()
+}
+
+// TestColdStartFromVolume: a fresh worker whose builds are on a network
+// volume runs its first job from a local copy: ComfyUI's and Python's
+// imports open nothing on the volume, where running from the volume opens
+// every module.
+func TestColdStartFromVolume(t *testing.T) {
+	e := newTestEnv(t)
+	backing := t.TempDir()
+	coldFixture(t, e, backing, 300, 200)
+	vol := netvol.MountT(t, backing, "", netvol.Options{})
+	for k, v := range volumeVars(vol.Dir()) {
+		e.vars[k] = v
+	}
+	for _, tc := range []struct {
+		name     string
+		localDir string
+		copied   bool
+	}{
+		{"local copy", filepath.Join(t.TempDir(), "local"), true},
+		{"copies off", "off", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vol.ResetStats()
+			took, stderr := coldRun(t, e, map[string]string{"COMFY_LOCAL_DIR": tc.localDir})
+			opens := vol.Stats().Opens
+			t.Logf("first job after %v, %d files opened on the volume", took.Round(time.Millisecond), opens)
+			if got := strings.Contains(stderr, "build copied to local disk"); got != tc.copied {
+				t.Errorf("copied to local disk: %v, want %v", got, tc.copied)
+			}
+			// 500 modules, each a .pyc opened at import.
+			if tc.copied && opens > 50 || !tc.copied && opens < 500 {
+				t.Errorf("%d files opened on the volume", opens)
+			}
+		})
+	}
+}
+
+// BenchmarkColdStart times a fresh worker from its start to its first
+// job's result, for a version that imports coreModules + venvModules at
+// start, with the build on local disk (run where it is) and on a
+// simulated network volume with 0.5, 1 and 2 ms per metadata operation
+// (run from a local copy). Each round runs every setup once, interleaved,
+// so that a busy machine slows them alike; the medians and the ratios to
+// local disk are reported. Run it with a fast local disk under TMPDIR:
+//
+//	TMPDIR=/dev/shm go test ./worker -run '^$' -bench ColdStart/1x -benchtime 5x
+func BenchmarkColdStart(b *testing.B) {
+	for _, size := range []struct {
+		name       string
+		core, venv int
+	}{{"1x", 5000, 2000}, {"10x", 50000, 20000}} {
+		b.Run(size.name, func(b *testing.B) {
+			e := newTestEnvTB(b)
+			backing := b.TempDir()
+			coldFixture(b, e, backing, size.core, size.venv)
+			setups := []struct {
+				name  string
+				delay time.Duration // <0: the build on local disk
+			}{{"local", -1}, {"vol-0.5ms", 500 * time.Microsecond}, {"vol-1ms", time.Millisecond}, {"vol-2ms", 2 * time.Millisecond}}
+			vars := map[string]map[string]string{}
+			for _, s := range setups {
+				dir := backing
+				if s.delay >= 0 {
+					dir = netvol.MountT(b, backing, "", netvol.Options{MetaDelay: s.delay}).Dir()
+				}
+				vars[s.name] = volumeVars(dir)
+			}
+			times := map[string][]time.Duration{}
+			for b.Loop() {
+				for _, s := range setups {
+					env := map[string]string{"COMFY_LOCAL_DIR": filepath.Join(b.TempDir(), "local")}
+					if s.delay < 0 {
+						env["COMFY_LOCAL_DIR"] = "off"
+					}
+					for k, v := range vars[s.name] {
+						env[k] = v
+					}
+					took, _ := coldRun(b, e, env)
+					times[s.name] = append(times[s.name], took)
+				}
+			}
+			local := median(times["local"])
+			b.ReportMetric(local.Seconds(), "local-s")
+			for _, s := range setups[1:] {
+				m := median(times[s.name])
+				b.ReportMetric(m.Seconds(), s.name+"-s")
+				b.ReportMetric(m.Seconds()/local.Seconds(), s.name+"-ratio")
+			}
+			b.Logf("runs: %v", times)
+		})
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
