@@ -75,8 +75,11 @@ func Unpack(ctx context.Context, r io.Reader, dest string, opts UnpackOptions) (
 		defer dec.Close()
 		payload = dec
 	}
-	u := &unpacker{dest: dest, opts: opts, links: map[string]bool{}, buf: make([]byte, 1<<20)}
+	u := &unpacker{dest: dest, opts: opts, links: map[string]bool{}, buf: make([]byte, 1<<20), w: newWriters()}
 	meta, err := u.run(ctx, tar.NewReader(payload), &st)
+	if werr := u.w.close(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return meta, st, err
 	}
@@ -111,6 +114,7 @@ type unpacker struct {
 	opts  UnpackOptions
 	links map[string]bool // symlinks made: nothing may be written through one
 	buf   []byte
+	w     *writers
 }
 
 func (u *unpacker) run(ctx context.Context, tr *tar.Reader, st *Stats) (Meta, error) {
@@ -185,7 +189,7 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader, st *Stats) error {
 			return unpackErr(name, err)
 		}
 	case tar.TypeReg:
-		if err := u.file(p, perm, hdr, tr); err != nil {
+		if err := u.file(p, name, perm, hdr, tr); err != nil {
 			return unpackErr(name, err)
 		}
 		st.Files++
@@ -211,41 +215,24 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader, st *Stats) error {
 	return nil
 }
 
-func (u *unpacker) file(p string, perm os.FileMode, hdr *tar.Header, tr *tar.Reader) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
+// file writes a regular file: a small one by the writers' pool, from a
+// buffer read here, a large one here, streamed.
+func (u *unpacker) file(p, name string, perm os.FileMode, hdr *tar.Header, tr *tar.Reader) error {
+	if hdr.Size > inlineSize {
+		return createFile(p, uint32(perm), hdr.ModTime, nil, io.LimitReader(tr, hdr.Size), u.buf)
 	}
-	n, err := io.CopyBuffer(f, tr, u.buf)
-	if err == nil && n != hdr.Size {
-		err = io.ErrUnexpectedEOF
+	data := bufPool.Get().(*[]byte)
+	buf := (*data)[:0]
+	if cap(buf) < int(hdr.Size) {
+		buf = make([]byte, 0, hdr.Size)
 	}
-	if err != nil {
-		f.Close()
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrHeader) {
-			return corrupt("%v", err)
-		}
-		return readOrWriteErr(err)
+	buf = buf[:hdr.Size]
+	if _, err := io.ReadFull(tr, buf); err != nil {
+		bufPool.Put(data)
+		return corrupt("%v", err)
 	}
-	// Set explicitly: the umask must not change what the build holds.
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Chtimes(p, hdr.ModTime, hdr.ModTime)
-}
-
-// readOrWriteErr tells a damaged stream (a decoder error surfacing through
-// the tar reader) from a local write error such as a full disk.
-func readOrWriteErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return err
-	}
-	return corrupt("%v", err)
+	*data = buf
+	return u.w.add(fileJob{path: p, name: name, perm: uint32(perm), mtime: hdr.ModTime, data: data})
 }
 
 func unpackErr(name string, err error) error {
