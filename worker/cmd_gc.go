@@ -16,6 +16,7 @@ import (
 type gcFlags struct {
 	dryRun, git, json bool
 	pruneModelsDir    bool
+	local             bool
 	minAge            time.Duration
 	builds            []string
 }
@@ -43,6 +44,7 @@ with --build so their symlinked models are kept.`,
 	fl.BoolVar(&f.git, "git", false, "also remove cached git repositories no spec or lock names")
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fl.BoolVar(&f.pruneModelsDir, "prune-models-dir", false, "also remove unused models' links in MODELS_DIR (they keep the blob otherwise)")
+	fl.BoolVar(&f.local, "local", false, "also remove this host's local copies of builds (COMFY_LOCAL_DIR) that no worker runs")
 	fl.DurationVar(&f.minAge, "min-age", 24*time.Hour, "keep anything written more recently than this")
 	fl.StringArrayVar(&f.builds, "build", nil, "a build directory outside the builds root whose models to keep (repeatable)")
 	return cmd
@@ -50,7 +52,7 @@ with --build so their symlinked models are kept.`,
 
 func (a *app) gc(ctx context.Context, f gcFlags) error {
 	rep, err := a.manager(nil).GC(ctx, version.GCOptions{
-		DryRun: f.dryRun, Git: f.git, PruneModelsDir: f.pruneModelsDir, MinAge: f.minAge, Builds: f.builds,
+		DryRun: f.dryRun, Git: f.git, PruneModelsDir: f.pruneModelsDir, MinAge: f.minAge, Builds: f.builds, Local: f.local,
 	})
 	if err != nil {
 		return err
@@ -78,6 +80,10 @@ func (a *app) gc(ctx context.Context, f gcFlags) error {
 			fmt.Fprintf(a.stdout, "%s git repository %s (%s)\n", verb, r.Key, units.Bytes(r.Size))
 			freed += r.Size
 		}
+	}
+	for _, r := range append(rep.Snapshots, rep.Local...) {
+		fmt.Fprintf(a.stdout, "%s %s (%s)\n", verb, r.Path, units.Bytes(r.Size))
+		freed += r.Size
 	}
 	fmt.Fprintf(a.stdout, "%s %s; kept %d models in use, %d placed elsewhere, %d younger than %s, %d being fetched\n",
 		verb, units.Bytes(freed), m.Kept, m.Linked, m.Recent, f.minAge, m.Busy)

@@ -22,8 +22,9 @@ import (
 // the core (gen/pNN/mNNN.py, each package importing its modules) and a
 // wheel of venvModules in the venv, all imported by main.py before it
 // execs the fake ComfyUI. It is realized into vol (the volume's backing
-// directory), which also packs its snapshot.
-func coldFixture(tb testing.TB, e *testEnv, vol string, coreModules, venvModules int) {
+// directory), which also packs its snapshot; ids are the versions, each a
+// build of its own.
+func coldFixture(tb testing.TB, e *testEnv, vol string, coreModules, venvModules int, ids ...string) {
 	tb.Helper()
 	pyenvtest.Python(tb)
 	files := genPackage("gen", coreModules)
@@ -44,13 +45,15 @@ print('no fake')
 	if _, err := (pyenvtest.Wheel{Name: "bigdep", Version: "1.0", Files: genPackage("bigdep", venvModules)}).Build(wheels); err != nil {
 		tb.Fatal(err)
 	}
-	e.writeSpec("demo", `{"schema_version": 2, "version_id": "demo",
-	  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "ref": "main"}}`)
 	for k, v := range volumeVars(vol) {
 		e.vars[k] = v
 	}
 	e.vars["COMFY_WHEELS_DIR"] = wheels
-	e.mustRun("realize", "demo")
+	for _, id := range ids {
+		e.writeSpec(id, `{"schema_version": 2, "version_id": "`+id+`",
+		  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "ref": "main"}}`)
+		e.mustRun("realize", id)
+	}
 	e.vars["COMFY_OFFLINE"] = "1" // workers use the lock and the build only
 }
 
@@ -102,16 +105,21 @@ func volumeVars(vol string) map[string]string {
 	}
 }
 
-// coldRun starts a fresh worker with one job waiting and returns the time
-// from its start to the job's result, and its stderr.
-func coldRun(tb testing.TB, e *testEnv, extra map[string]string) (time.Duration, string) {
+// coldRun starts a fresh worker and runs one job per version, one after
+// another: the first waiting when the worker starts (or, with ready, once
+// ready reports true), each next one queued when the previous result came.
+// It returns, per job, the time to its result from the worker's start
+// (first job) or from its queueing, and the worker's stderr.
+func coldRun(tb testing.TB, e *testEnv, extra map[string]string, ready func() bool, versions ...string) ([]time.Duration, string) {
 	tb.Helper()
 	bin, fake := binaries(tb)
 	rp := runpodtest.New(runpodtest.Options{})
 	defer rp.Close()
 	wf := `{"1": {"class_type": "FakeNoiseImage", "inputs": {"width": 64, "height": 64, "seed": 7}},
 	  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cold"}}}`
-	rp.AddJobs(runpodtest.Job{ID: "first", Input: jobInput("demo", wf, "")})
+	if ready == nil {
+		rp.AddJobs(runpodtest.Job{ID: "job0", Input: jobInput(versions[0], wf, "")})
+	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "FAKE_COMFY_BIN=" + fake, "RUNPOD_VOLUME_WAIT=0",
 		"COMFY_SCRATCH_DIR=" + filepath.Join(tb.TempDir(), "scratch")}
 	for _, m := range []map[string]string{e.vars, rp.Env(), extra} {
@@ -140,11 +148,25 @@ func coldRun(tb testing.TB, e *testEnv, extra map[string]string) (time.Duration,
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := rp.WaitResult(ctx, "first")
-	if err != nil || res.Error != nil {
-		tb.Fatalf("first job: %v %s\nworker stderr:\n%s", err, res.Error, tail(stderr.String(), 40))
+	var out []time.Duration
+	for i, v := range versions {
+		id := fmt.Sprintf("job%d", i)
+		queued := start
+		if i > 0 || ready != nil {
+			for ready != nil && !ready() && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			queued = time.Now()
+			rp.AddJobs(runpodtest.Job{ID: id, Input: jobInput(v, wf, "")})
+		}
+		res, err := rp.WaitResult(ctx, id)
+		if err != nil || res.Error != nil {
+			tb.Fatalf("%s for %s: %v %s\nworker stderr:\n%s", id, v, err, res.Error, tail(stderr.String(), 40))
+		}
+		out = append(out, res.Time.Sub(queued))
+		ready = nil
 	}
-	return res.Time.Sub(start), stderr.String()
+	return out, stderr.String()
 }
 
 // TestColdStartFromVolume: a fresh worker whose builds are on a network
@@ -154,7 +176,7 @@ func coldRun(tb testing.TB, e *testEnv, extra map[string]string) (time.Duration,
 func TestColdStartFromVolume(t *testing.T) {
 	e := newTestEnv(t)
 	backing := t.TempDir()
-	coldFixture(t, e, backing, 300, 200)
+	coldFixture(t, e, backing, 300, 200, "demo")
 	vol := netvol.MountT(t, backing, "", netvol.Options{})
 	for k, v := range volumeVars(vol.Dir()) {
 		e.vars[k] = v
@@ -169,9 +191,9 @@ func TestColdStartFromVolume(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vol.ResetStats()
-			took, stderr := coldRun(t, e, map[string]string{"COMFY_LOCAL_DIR": tc.localDir})
+			took, stderr := coldRun(t, e, map[string]string{"COMFY_LOCAL_DIR": tc.localDir}, nil, "demo")
 			opens := vol.Stats().Opens
-			t.Logf("first job after %v, %d files opened on the volume", took.Round(time.Millisecond), opens)
+			t.Logf("first job after %v, %d files opened on the volume (%+v)", took[0].Round(time.Millisecond), opens, vol.Stats())
 			if got := strings.Contains(stderr, "build copied to local disk"); got != tc.copied {
 				t.Errorf("copied to local disk: %v, want %v", got, tc.copied)
 			}
@@ -181,15 +203,32 @@ func TestColdStartFromVolume(t *testing.T) {
 			}
 		})
 	}
+	// With a default version, the copy is made before the first job.
+	t.Run("default version", func(t *testing.T) {
+		local := filepath.Join(t.TempDir(), "local")
+		copied := func() bool {
+			m, _ := filepath.Glob(filepath.Join(local, "demo-*", ".local-copy.json"))
+			return len(m) == 1
+		}
+		_, stderr := coldRun(t, e, map[string]string{"COMFY_LOCAL_DIR": local, "COMFY_VERSION_NAME": "demo"}, copied, "demo")
+		if i, j := strings.Index(stderr, "build copied to local disk"), strings.Index(stderr, "job taken"); i < 0 || j < i {
+			t.Errorf("the copy was not made before the job was taken (log offsets %d, %d)", i, j)
+		}
+	})
 }
 
 // BenchmarkColdStart times a fresh worker from its start to its first
 // job's result, for a version that imports coreModules + venvModules at
 // start, with the build on local disk (run where it is) and on a
 // simulated network volume with 0.5, 1 and 2 ms per metadata operation
-// (run from a local copy). Each round runs every setup once, interleaved,
-// so that a busy machine slows them alike; the medians and the ratios to
-// local disk are reported. Run it with a fast local disk under TMPDIR:
+// (run from a local copy, the snapshot made by the realize: a version
+// realized by another host). "vol-1ms-nosnap" is a build without a
+// snapshot (realized by an earlier release): the worker packs it while it
+// copies it. Each worker then gets a job for a second version of the same
+// size: a warm worker switching versions ("switch"). Each round runs every
+// setup once, interleaved, so that a busy machine slows them alike; the
+// medians and the median of each round's ratio to local disk are reported.
+// Run it with a fast local disk under TMPDIR:
 //
 //	TMPDIR=/dev/shm go test ./worker -run '^$' -bench ColdStart/1x -benchtime 5x
 func BenchmarkColdStart(b *testing.B) {
@@ -200,11 +239,17 @@ func BenchmarkColdStart(b *testing.B) {
 		b.Run(size.name, func(b *testing.B) {
 			e := newTestEnvTB(b)
 			backing := b.TempDir()
-			coldFixture(b, e, backing, size.core, size.venv)
+			coldFixture(b, e, backing, size.core, size.venv, "demo", "other")
+			snaps, _ := filepath.Glob(filepath.Join(backing, "cache", "snapshots", "demo-*.snap"))
+			if len(snaps) != 1 {
+				b.Fatalf("snapshots of demo: %v", snaps)
+			}
 			setups := []struct {
-				name  string
-				delay time.Duration // <0: the build on local disk
-			}{{"local", -1}, {"vol-0.5ms", 500 * time.Microsecond}, {"vol-1ms", time.Millisecond}, {"vol-2ms", 2 * time.Millisecond}}
+				name   string
+				delay  time.Duration // <0: the build on local disk
+				noSnap bool
+			}{{"local", -1, false}, {"vol-0.5ms", 500 * time.Microsecond, false}, {"vol-1ms", time.Millisecond, false},
+				{"vol-2ms", 2 * time.Millisecond, false}, {"vol-1ms-nosnap", time.Millisecond, true}}
 			vars := map[string]map[string]string{}
 			for _, s := range setups {
 				dir := backing
@@ -213,7 +258,7 @@ func BenchmarkColdStart(b *testing.B) {
 				}
 				vars[s.name] = volumeVars(dir)
 			}
-			times := map[string][]time.Duration{}
+			first, switched := map[string][]time.Duration{}, map[string][]time.Duration{}
 			for b.Loop() {
 				for _, s := range setups {
 					env := map[string]string{"COMFY_LOCAL_DIR": filepath.Join(b.TempDir(), "local")}
@@ -223,20 +268,45 @@ func BenchmarkColdStart(b *testing.B) {
 					for k, v := range vars[s.name] {
 						env[k] = v
 					}
-					took, _ := coldRun(b, e, env)
-					times[s.name] = append(times[s.name], took)
+					if s.noSnap {
+						must(b, os.Rename(snaps[0], snaps[0]+".away"))
+					}
+					took, _ := coldRun(b, e, env, nil, "demo", "other")
+					if s.noSnap {
+						must(b, os.Rename(snaps[0]+".away", snaps[0])) // over the one the worker packed
+					}
+					first[s.name] = append(first[s.name], took[0])
+					switched[s.name] = append(switched[s.name], took[1])
 				}
 			}
-			local := median(times["local"])
-			b.ReportMetric(local.Seconds(), "local-s")
-			for _, s := range setups[1:] {
-				m := median(times[s.name])
-				b.ReportMetric(m.Seconds(), s.name+"-s")
-				b.ReportMetric(m.Seconds()/local.Seconds(), s.name+"-ratio")
+			for _, s := range setups {
+				b.ReportMetric(median(first[s.name]).Seconds(), s.name+"-s")
+				b.ReportMetric(median(switched[s.name]).Seconds(), s.name+"-switch-s")
+				if s.delay >= 0 {
+					b.ReportMetric(medianRatio(first[s.name], first["local"]), s.name+"-ratio")
+				}
 			}
-			b.Logf("runs: %v", times)
+			b.Logf("first jobs: %v", first)
+			b.Logf("switches: %v", switched)
 		})
 	}
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// medianRatio is the median of the rounds' ratios a[i]/b[i].
+func medianRatio(a, b []time.Duration) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i].Seconds() / b[i].Seconds()
+	}
+	sort.Float64s(r)
+	return r[len(r)/2]
 }
 
 func median(ds []time.Duration) time.Duration {

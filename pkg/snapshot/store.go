@@ -213,8 +213,12 @@ type Info struct {
 }
 
 // List returns the copies in the store, valid or not, in no order.
-func (s *Store) List() ([]Info, error) {
-	entries, err := os.ReadDir(s.opts.Dir)
+func (s *Store) List() ([]Info, error) { return List(s.opts.Dir) }
+
+// List returns the copies in a store's directory without opening the
+// store (nothing is created): for reports.
+func List(dir string) ([]Info, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -226,18 +230,17 @@ func (s *Store) List() ([]Info, error) {
 		if !e.IsDir() || !validKey(e.Name()) {
 			continue
 		}
-		in, err := s.info(e.Name())
-		if err != nil {
-			continue
+		if in, err := readInfo(filepath.Join(dir, e.Name())); err == nil {
+			out = append(out, in)
 		}
-		out = append(out, in)
 	}
 	return out, nil
 }
 
-func (s *Store) info(key string) (Info, error) {
+func (s *Store) info(key string) (Info, error) { return readInfo(s.Path(key)) }
+
+func readInfo(dir string) (Info, error) {
 	var in Info
-	dir := s.Path(key)
 	data, err := os.ReadFile(filepath.Join(dir, infoFile))
 	if err != nil {
 		return in, err

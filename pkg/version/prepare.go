@@ -53,16 +53,18 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.Realize(ctx, s, l, p)
+	res, key, err := m.realize(ctx, s, l, p)
 	if err != nil {
 		return nil, err
 	}
 	b := m.newBuild(s.ID, res.BuildDir, l)
 	if m.wantsLocal(b.Dir) {
-		if b.Key, err = BuildKey(s.ID, b.Dir); err != nil {
-			return nil, err
+		if key == "" {
+			if key, err = BuildKey(s.ID, b.Dir); err != nil {
+				return nil, err
+			}
 		}
-		b.manager = m
+		b.Key, b.manager = key, m
 	}
 	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
 	return b, nil

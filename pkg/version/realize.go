@@ -19,9 +19,16 @@ import (
 // realized without it, as no gc can run there either. Progress goes to the
 // configured display and to p.
 func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func) (*realize.Result, error) {
+	res, _, err := m.realize(ctx, s, l, p)
+	return res, err
+}
+
+// realize is Realize, also returning the build's key ("" when it has no
+// snapshot).
+func (m *Manager) realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func) (*realize.Result, string, error) {
 	cfg, done, err := m.realizeConfig(s, l, p, false)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer done()
 	unlock, err := m.layout().LockCache(ctx, false, func() {
@@ -31,18 +38,18 @@ func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p pro
 	case err == nil:
 		defer unlock()
 	case ctx.Err() != nil:
-		return nil, err
+		return nil, "", err
 	default:
 		m.log.Debug().Err(err).Msg("no cache lock; realizing without it")
 	}
 	res, err := realize.Realize(ctx, cfg, l)
 	if err != nil {
-		return res, err
+		return res, "", err
 	}
 	// The snapshot is part of a realized build: the worker that realizes a
 	// version packs it once, and every other worker unpacks it.
 	start := time.Now()
-	detail, err := m.publishSnapshot(ctx, s.ID, res.BuildDir)
+	key, detail, err := m.publishSnapshot(ctx, s.ID, res.BuildDir)
 	if err != nil {
 		// Workers pack it themselves when they need it.
 		m.log.Warn().Err(err).Msg("the build has no snapshot")
@@ -50,7 +57,7 @@ func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p pro
 		res.Steps = append(res.Steps, realize.Step{Name: "snapshot", Action: "done", Detail: detail, Took: time.Since(start)})
 		m.log.Info().Str("step", "snapshot").Str("action", "done").Str("detail", detail).Dur("took", time.Since(start)).Msg("realize")
 	}
-	return res, nil
+	return res, key, nil
 }
 
 // Plan says what Realize would do, changing nothing.

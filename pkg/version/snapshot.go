@@ -56,20 +56,19 @@ func BuildKey(id, dir string) (string, error) {
 // publishSnapshot packs id's build into its snapshot unless it has one;
 // first it compiles the build's Python code, so that local copies start
 // without compiling thousands of modules. It reports what it did, "" when
-// the snapshot was there.
-func (m *Manager) publishSnapshot(ctx context.Context, id, dir string) (string, error) {
-	key, err := BuildKey(id, dir)
-	if err != nil {
-		return "", err
+// the snapshot was there, and the build's key.
+func (m *Manager) publishSnapshot(ctx context.Context, id, dir string) (key, detail string, err error) {
+	if key, err = BuildKey(id, dir); err != nil {
+		return "", "", err
 	}
 	path := m.SnapshotPath(key)
 	if _, err := os.Stat(path); err == nil {
-		return "", nil
+		return key, "", nil
 	}
 	m.compile(ctx, dir)
 	st, won, err := snapshot.Publish(ctx, dir, path, m.packOptions(id, dir, key))
 	if err != nil {
-		return "", fmt.Errorf("snapshot of %s: %w", dir, err)
+		return key, "", fmt.Errorf("snapshot of %s: %w", dir, err)
 	}
 	if after, err := BuildKey(id, dir); err != nil || after != key {
 		// A realize on another host changed the build in place while it
@@ -77,12 +76,12 @@ func (m *Manager) publishSnapshot(ctx context.Context, id, dir string) (string, 
 		if won {
 			snapshot.Discard(path, nil)
 		}
-		return "", fmt.Errorf("snapshot of %s: the build changed while it was packed; the next job packs it again", dir)
+		return "", "", fmt.Errorf("snapshot of %s: the build changed while it was packed; the next job packs it again", dir)
 	}
 	if !won {
-		return "", nil
+		return key, "", nil
 	}
-	return fmt.Sprintf("%d files, %s packed into %s", st.Files, units.Bytes(st.Content), units.Bytes(st.Size)), nil
+	return key, fmt.Sprintf("%d files, %s packed into %s", st.Files, units.Bytes(st.Content), units.Bytes(st.Size)), nil
 }
 
 // compile writes the .pyc files of the build's own code (ComfyUI, custom
