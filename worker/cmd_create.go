@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/spec"
 	"github.com/runpod-comfy/worker/pkg/version"
 )
@@ -20,6 +21,7 @@ type createFlags struct {
 	snapshot   string
 	output     string
 	force      bool
+	sitePkgs   bool
 }
 
 func (a *app) createCmd() *cobra.Command {
@@ -47,6 +49,7 @@ ComfyUI-Manager snapshot: its core commit and git custom nodes.`,
 	fl.StringVar(&f.snapshot, "from-snapshot", "", "ComfyUI-Manager snapshot file (core commit and git custom nodes)")
 	fl.StringVar(&f.output, "output", "", "where to write the spec (default <versions-dir>/<id>.json)")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing spec")
+	fl.BoolVar(&f.sitePkgs, "system-site-packages", true, "let the venv use the image's Python packages (its torch); =false for a self-contained venv")
 	return cmd
 }
 
@@ -75,7 +78,7 @@ func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
 	m := a.manager(nil)
 	s, err := m.Create(cmd.Context(), version.NewSpec{
 		ID: id, Repo: f.repo, Snapshot: f.snapshot, Nodes: f.nodes, NodesFiles: f.nodesFiles,
-		Models: f.models, ModelFiles: f.modelFiles, File: out,
+		Models: f.models, ModelFiles: f.modelFiles, File: out, SystemSitePackages: f.sitePkgs,
 	})
 	if err != nil {
 		return err
@@ -90,6 +93,7 @@ func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
 	if _, _, err := m.Lock(cmd.Context(), s, version.LockOptions{}); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "[OK] created %s: %s (%d custom nodes, %d models, core %s)\n", id, out, len(s.CustomNodes), len(s.Models), s.Comfy.Commit)
+	fmt.Fprintf(a.stdout, "[OK] created %s: %s (%s, %s, core %s)\n", id, out,
+		units.Count(len(s.CustomNodes), "custom node"), units.Count(len(s.Models), "model"), s.Comfy.Commit)
 	return nil
 }

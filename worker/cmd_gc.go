@@ -85,7 +85,7 @@ func (a *app) gc(ctx context.Context, f gcFlags) error {
 		fmt.Fprintf(a.stdout, "%s %s (%s)\n", verb, r.Path, units.Bytes(r.Size))
 		freed += r.Size
 	}
-	fmt.Fprintf(a.stdout, "%s %s; kept %d models in use, %d placed elsewhere, %d younger than %s, %d being fetched\n",
-		verb, units.Bytes(freed), m.Kept, m.Linked, m.Recent, f.minAge, m.Busy)
+	fmt.Fprintf(a.stdout, "%s %s; kept %s in use, %d placed elsewhere, %d younger than %s, %d being fetched\n",
+		verb, units.Bytes(freed), units.Count(m.Kept, "model"), m.Linked, m.Recent, f.minAge, m.Busy)
 	return nil
 }

@@ -106,6 +106,9 @@ func (a *app) deleteCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m := a.manager(&realizeFlags{target: target})
 			removed, err := m.Delete(cmd.Context(), args[0], version.DeleteOptions{Explicit: target != "", RemoveSpec: removeSpec})
+			if err != nil {
+				return err
+			}
 			for _, r := range removed {
 				state := "removed"
 				if !r.Removed {
@@ -113,7 +116,7 @@ func (a *app) deleteCmd() *cobra.Command {
 				}
 				fmt.Fprintf(a.stdout, "%s: %s (%s)\n", r.What, r.Path, state)
 			}
-			return err
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the build directory to remove (default <builds root>/comfy-<id>)")

@@ -48,7 +48,7 @@ func (a *app) realizeCmd() *cobra.Command {
 				return err
 			}
 			m := a.manager(&f)
-			s, err := m.Load(args[0])
+			s, err := m.LoadArg(args[0])
 			if err != nil {
 				return err
 			}

@@ -89,7 +89,7 @@ func (a *app) runHandlerCmd() *cobra.Command {
 	var f realizeFlags
 	var workflow, outMode, outFile, outDir, format, gcsBucket, gcsPrefix string
 	var images []string
-	var timeout float64
+	var timeout secondsFlag
 	var rawBase64 bool
 	cmd := &cobra.Command{
 		Use:   "run-handler <id> --workflow F",
@@ -120,7 +120,7 @@ in the JSON either way).
 				input["response_format"] = format
 			}
 			if timeout > 0 {
-				input["timeout"] = timeout
+				input["timeout"] = time.Duration(timeout).Seconds()
 			}
 			var imgs []map[string]string
 			for _, spec := range images {
@@ -147,9 +147,12 @@ in the JSON either way).
 			}
 			defer h.Close(context.WithoutCancel(ctx))
 			out := h.Handle(ctx, "cli-"+fmt.Sprint(time.Now().Unix()), raw, nil)
-			var doc any = map[string]any{"output": out.Output}
+			doc := map[string]any{"output": out.Output}
 			if out.Failure != nil {
-				doc = map[string]any{"error": out.Failure.Message, "output": out.Failure.Details}
+				doc = map[string]any{"error": out.Failure.Message}
+				if o := out.Failure.Output(); o != nil {
+					doc["output"] = o
+				}
 			}
 			body, _ := json.MarshalIndent(doc, "", "  ")
 			body = append(body, '\n')
@@ -187,11 +190,11 @@ in the JSON either way).
 	fl := cmd.Flags()
 	fl.StringVar(&workflow, "workflow", "", "workflow file in ComfyUI's API format (required)")
 	fl.StringArrayVar(&images, "image", nil, "input file NAME=PATH, referenced by NAME in the workflow (repeatable)")
-	fl.StringVar(&outMode, "output", "base64", "base64, gcs or auto")
+	fl.StringVar(&outMode, "output", "base64", "base64, gcs, s3 or auto")
 	fl.StringVar(&outFile, "out-file", "", "write the result here instead of stdout")
 	fl.StringVar(&outDir, "out-dir", "", "also write each output file into this directory")
 	fl.StringVar(&format, "response-format", "", "default, original or worker-comfyui")
-	fl.Float64Var(&timeout, "timeout", 0, "seconds before the prompt is interrupted (0: no limit)")
+	fl.Var(&timeout, "timeout", "interrupt the prompt after this long, e.g. 5m or 300 (seconds); 0: no limit")
 	fl.StringVar(&gcsBucket, "gcs-bucket", "", "bucket for --output gcs (default GCS_BUCKET), as the original tool's flag")
 	fl.StringVar(&gcsPrefix, "gcs-prefix", "", "object name prefix for --output gcs (default GCS_PREFIX)")
 	fl.BoolVar(&rawBase64, "raw-base64", false, "write only the first output's base64 (the original tool's result.b64)")

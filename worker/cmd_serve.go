@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/internal/memtrim"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/comfy"
@@ -103,16 +104,19 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 // waitForVolume holds a serverless worker until its network volume is
 // mounted (RUNPOD_VOLUME_WAIT seconds, default 60; 0 disables).
 func (a *app) waitForVolume(ctx context.Context) error {
-	env := &envReader{getenv: a.getenv}
-	wait := env.seconds("RUNPOD_VOLUME_WAIT", 60*time.Second)
-	if env.err != nil || wait == 0 {
-		return env.err
+	env := &envconf.Reader{Getenv: a.getenv}
+	wait := env.Seconds("RUNPOD_VOLUME_WAIT", 60*time.Second)
+	if env.Err() != nil {
+		return usageErr(env.Err())
+	}
+	if wait == 0 {
+		return nil
 	}
 	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
 	if cache.VolumeReady(vol) {
 		return nil
 	}
-	a.log.Info().Str("volume", vol).Dur("max_wait", wait).Msg("waiting for the network volume")
+	a.log.Info().Str("volume", vol).Int64("max_wait_ms", wait.Milliseconds()).Msg("waiting for the network volume")
 	return cache.WaitForVolume(ctx, vol, wait, time.Second)
 }
 
@@ -140,7 +144,7 @@ func runpodHandler(h *job.Handler) runpod.Handler {
 		defer idle.Done()
 		out := h.Handle(ctx, j.ID, j.Input, p.Update)
 		if out.Failure != nil {
-			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Details}
+			return runpod.Result{Error: out.Failure.Message, Output: out.Failure.Output()}
 		}
 		return runpod.Result{Output: out.Output}
 	}
@@ -149,34 +153,32 @@ func runpodHandler(h *job.Handler) runpod.Handler {
 // jobHandler wires the job handler around the versions it prepares:
 // ComfyUI on loopback, scratch on local disk.
 func (a *app) jobHandler(versions job.Versions) (*job.Handler, error) {
-	env := &envReader{getenv: a.getenv}
+	env := &envconf.Reader{Getenv: a.getenv}
 	cfg := job.Config{
 		Versions:      versions,
-		Scratch:       firstNonEmpty(env.str("COMFY_SCRATCH_DIR"), filepath.Join(os.TempDir(), fmt.Sprintf("comfy-worker-%d", os.Getpid()))),
-		AutoThreshold: env.bytes("OUTPUT_AUTO_THRESHOLD"),
-		Comfy:         comfy.Config{Logger: a.log, StartTimeout: env.seconds("COMFY_STARTUP_TIMEOUT", 0), ExtraArgs: strings.Fields(env.str("COMFY_EXTRA_ARGS"))},
+		Scratch:       firstNonEmpty(env.Str("COMFY_SCRATCH_DIR"), filepath.Join(os.TempDir(), fmt.Sprintf("comfy-worker-%d", os.Getpid()))),
+		AutoThreshold: env.Bytes("OUTPUT_AUTO_THRESHOLD"),
+		Comfy:         comfy.Config{Logger: a.log, StartTimeout: env.Seconds("COMFY_STARTUP_TIMEOUT", 0), ExtraArgs: strings.Fields(env.Str("COMFY_EXTRA_ARGS"))},
 		Defaults: job.Defaults{
-			VersionID: env.str("COMFY_VERSION_NAME"), OutputMode: env.str("OUTPUT_MODE"),
-			GCSBucket: env.str("GCS_BUCKET"), GCSPrefix: env.str("GCS_PREFIX"),
+			VersionID: env.Str("COMFY_VERSION_NAME"), OutputMode: env.Str("OUTPUT_MODE"),
+			GCSBucket: env.Str("GCS_BUCKET"), GCSPrefix: env.Str("GCS_PREFIX"),
 			Timeout:    jobTimeout(env),
-			MaxTimeout: env.seconds("COMFY_MAX_JOB_TIMEOUT", 0),
+			MaxTimeout: env.Seconds("COMFY_MAX_JOB_TIMEOUT", 0),
+			// worker-comfyui's clients need not name their result shape.
+			ResponseFormat: strings.TrimSpace(env.Str("RESPONSE_FORMAT")),
+			ComfyOrgAPIKey: env.Str("COMFY_ORG_API_KEY"),
 		},
 		Logger: a.log,
 	}
-	if env.err != nil {
-		return nil, env.err
+	if env.Err() != nil {
+		return nil, usageErr(env.Err())
 	}
-	gc, err := loadGCSConfig(a.getenv)
+	if f := cfg.Defaults.ResponseFormat; !output.ValidFormat(f) {
+		return nil, usageErr(fmt.Errorf("RESPONSE_FORMAT=%q: use %q, %q or %q", f, output.FormatDefault, output.FormatOriginal, output.FormatWorkerComfyUI))
+	}
+	creds, err := a.stores(context.Background(), &cfg)
 	if err != nil {
 		return nil, err
-	}
-	var creds *output.Credentials
-	if gc.configured(a.getenv) {
-		d, err := a.newGCSDeliverer(context.Background(), gc)
-		if err != nil {
-			return nil, err
-		}
-		cfg.GCS, creds = d, d.creds
 	}
 	if cfg.Fetch, err = a.urlFetcher(creds); err != nil {
 		return nil, err
@@ -186,10 +188,10 @@ func (a *app) jobHandler(versions job.Versions) (*job.Handler, error) {
 
 // jobTimeout is COMFY_JOB_TIMEOUT, else the original tool's
 // COMFY_RESPOND_TIMEOUT, which bounded the same wait; 0 for none.
-func jobTimeout(env *envReader) time.Duration {
+func jobTimeout(env *envconf.Reader) time.Duration {
 	key := "COMFY_JOB_TIMEOUT"
-	if env.str(key) == "" {
+	if env.Str(key) == "" {
 		key = "COMFY_RESPOND_TIMEOUT"
 	}
-	return env.seconds(key, 0)
+	return env.Seconds(key, 0)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/version"
 )
 
@@ -56,7 +57,7 @@ func (a *app) resolveCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m := a.manager(nil)
-			s, err := m.Load(args[0])
+			s, err := m.LoadArg(args[0])
 			if err != nil {
 				return err
 			}
@@ -68,7 +69,7 @@ func (a *app) resolveCmd() *cobra.Command {
 			if st.Reused {
 				state = "up to date"
 			}
-			fmt.Fprintf(a.stdout, "version_id: %s\nlock: %s (%s, %d refs asked remotely)\n", s.ID, m.LockPath(s.ID), state, st.Remote)
+			fmt.Fprintf(a.stdout, "version_id: %s\nlock: %s (%s, %s asked remotely)\n", s.ID, m.LockPath(s.ID), state, units.Count(st.Remote, "ref"))
 			return nil
 		},
 	}

@@ -5,11 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
-	"github.com/runpod-comfy/worker/pkg/models/progressui"
+	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/version"
@@ -31,7 +31,12 @@ type config struct {
 
 	HFToken      string
 	CivitaiToken string
-	// RunPod API keys and GCS keys passed as values: never logged.
+	// HFEndpoint and CivitaiEndpoint (HF_ENDPOINT, Hugging Face's own
+	// variable, and CIVITAI_ENDPOINT) serve hf:// and civitai:// from a
+	// mirror, as COMFY_GIT_REWRITE does for git.
+	HFEndpoint, CivitaiEndpoint string
+	// RunPod API keys, GCS and S3 keys passed as values, the Comfy.org
+	// API key: never logged.
 	RunpodKeys []string
 	// GitRewrites redirect repository URLs (mirrors, air-gapped hosts):
 	// COMFY_GIT_REWRITE="https://github.com/=https://mirror.local/gh/".
@@ -60,33 +65,41 @@ func loadConfig(getenv func(string) string) (config, error) {
 			Home:         getenv("HOME"),
 			Volume:       getenv("RUNPOD_VOLUME_ROOT"),
 		},
-		ComfyHome:           getenv("COMFY_HOME"),
-		ModelsDir:           getenv("MODELS_DIR"),
-		WheelsDir:           getenv("COMFY_WHEELS_DIR"),
-		Offline:             truthy(getenv("COMFY_OFFLINE")) || truthy(getenv("COMFY_OFFLINE_MODE")),
-		HFToken:             firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
-		CivitaiToken:        getenv("CIVITAI_TOKEN"),
-		RunpodKeys:          []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON")},
+		ComfyHome:    getenv("COMFY_HOME"),
+		ModelsDir:    getenv("MODELS_DIR"),
+		WheelsDir:    getenv("COMFY_WHEELS_DIR"),
+		Offline:      envconf.Truthy(getenv("COMFY_OFFLINE")) || envconf.Truthy(getenv("COMFY_OFFLINE_MODE")),
+		HFToken:      firstNonEmpty(getenv("HF_TOKEN"), getenv("HUGGINGFACE_TOKEN")),
+		CivitaiToken: getenv("CIVITAI_TOKEN"),
+		RunpodKeys: []string{getenv("RUNPOD_AI_API_KEY"), getenv("RUNPOD_API_KEY"), getenv("GCS_CREDENTIALS_JSON"), getenv("GOOGLE_CREDENTIALS_JSON"),
+			getenv("BUCKET_SECRET_ACCESS_KEY"), getenv("S3_SECRET_ACCESS_KEY"), getenv("AWS_SECRET_ACCESS_KEY"),
+			getenv("S3_SESSION_TOKEN"), getenv("AWS_SESSION_TOKEN"), getenv("COMFY_ORG_API_KEY")},
 		LogLevel:            getenv("COMFY_LOG_LEVEL"),
-		BufferedModelWrites: falsy(getenv("COMFY_MODEL_DIRECT_IO")),
+		BufferedModelWrites: envconf.Falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
 	}
-	env := &envReader{getenv: getenv}
-	c.Local = version.LocalConfig{Dir: env.str("COMFY_LOCAL_DIR"), Keep: env.count("COMFY_LOCAL_COPIES"), MaxBytes: env.bytes("COMFY_LOCAL_MAX_SIZE")}
+	env := &envconf.Reader{Getenv: getenv}
+	c.Local = version.LocalConfig{Dir: env.Str("COMFY_LOCAL_DIR"), Keep: env.Count("COMFY_LOCAL_COPIES"), MaxBytes: env.Bytes("COMFY_LOCAL_MAX_SIZE")}
 	switch {
-	case falsy(c.Local.Dir) || strings.EqualFold(c.Local.Dir, "none"):
+	case envconf.Falsy(c.Local.Dir) || strings.EqualFold(c.Local.Dir, "none"):
 		c.Local.Dir = ""
 	case c.Local.Dir == "":
 		c.Local.Dir = filepath.Join(os.TempDir(), "runpod-comfy", "builds")
 	}
-	if env.err != nil {
-		return c, env.err
+	if env.Err() != nil {
+		return c, usageErr(env.Err())
 	}
 	rw, err := parseRewrites(getenv("COMFY_GIT_REWRITE"))
 	if err != nil {
 		return c, err
 	}
 	c.GitRewrites = rw
+	if c.HFEndpoint, err = models.CheckEndpoint("HF_ENDPOINT", getenv("HF_ENDPOINT")); err != nil {
+		return c, err
+	}
+	if c.CivitaiEndpoint, err = models.CheckEndpoint("CIVITAI_ENDPOINT", getenv("CIVITAI_ENDPOINT")); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -117,19 +130,20 @@ func (a *app) versionConfig(f *realizeFlags) version.Config {
 		CacheRoot: c.Cache.CacheRoot(), BuildsRoot: c.Cache.BuildsRoot(), Target: c.ComfyHome,
 		ModelsDir: firstNonEmpty(c.ModelsDir, c.Cache.ModelsDir()), WheelsDir: c.WheelsDir, Offline: c.Offline,
 		HFToken: c.HFToken, CivitaiToken: c.CivitaiToken, GitRewrites: c.GitRewrites,
+		HFEndpoint: c.HFEndpoint, CivitaiEndpoint: c.CivitaiEndpoint,
 		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log, Local: c.Local,
 		Display: func() (progress.Func, func()) {
-			ui := progressui.Auto(stderrFile(a.stderr), a.log, 5*time.Second)
-			return ui.Report, ui.Close
+			ui, stop := a.showProgress()
+			return ui.Report, stop
 		},
 		// gs:// model sources use the same GCS key as outputs when one was
 		// pasted into an env value; otherwise the client's default lookup.
 		ModelGCS: func() ([]option.ClientOption, error) {
-			gc, err := loadGCSConfig(a.getenv)
-			if err != nil || gc.Credentials.Value == "" {
+			ge, _, err := output.GCSFromEnv(a.getenv)
+			if err != nil || ge.Credentials.Value == "" {
 				return nil, nil
 			}
-			creds, err := output.LoadCredentials(gc.Credentials)
+			creds, err := output.LoadCredentials(ge.Credentials)
 			if err != nil {
 				return nil, err
 			}

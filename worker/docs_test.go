@@ -112,7 +112,13 @@ func TestDocsExamples(t *testing.T) {
 				if err := dec.Decode(&req); err != nil || len(req.Input) == 0 {
 					t.Fatalf("not a {\"input\": {...}} request: %v", err)
 				}
-				if _, err := job.ParseInput(req.Input, job.Defaults{}); err != nil {
+				d := job.Defaults{}
+				if strings.HasPrefix(filepath.Base(rel), "worker-comfyui-request") {
+					// As sent by worker-comfyui's clients, to an endpoint set
+					// up for them.
+					d = job.Defaults{VersionID: "demo", ResponseFormat: "worker-comfyui"}
+				}
+				if _, err := job.ParseInput(req.Input, d); err != nil {
 					t.Fatalf("job input refused: %v", err)
 				}
 			case "workflows":
@@ -350,7 +356,7 @@ func TestDocsCommands(t *testing.T) {
 	}
 }
 
-var envNameRE = regexp.MustCompile("`((?:COMFY|RUNPOD|GCS)_[A-Z0-9_]+|OUTPUT_MODE|MODELS_DIR|HF_TOKEN|HUGGINGFACE_TOKEN|CIVITAI_TOKEN|GOOGLE_APPLICATION_CREDENTIALS|XDG_CACHE_HOME)`")
+var envNameRE = regexp.MustCompile("`((?:COMFY|RUNPOD|GCS|S3|BUCKET)_[A-Z0-9_]+|OUTPUT_MODE|RESPONSE_FORMAT|MODELS_DIR|HF_TOKEN|HUGGINGFACE_TOKEN|CIVITAI_TOKEN|GOOGLE_APPLICATION_CREDENTIALS|XDG_CACHE_HOME)`")
 
 // TestDocsEnvNames checks that every variable the operator-facing documents
 // name is read by the code: it must appear as a string literal in a non-test

@@ -26,7 +26,7 @@ func TestGCCommand(t *testing.T) {
 	}
 
 	out := e.mustRun("gc", "--min-age", "0", "--git", "--prune-models-dir")
-	if !strings.Contains(out, "removed 0 B; kept 1 models in use") || !exists(blobs[0]) || !exists(repos[0]) {
+	if !strings.Contains(out, "removed 0 B; kept 1 model in use") || !exists(blobs[0]) || !exists(repos[0]) {
 		t.Fatalf("gc removed what a version uses:\n%s", out)
 	}
 

@@ -98,6 +98,13 @@ func TestRealizeCommand(t *testing.T) {
 	if !strings.Contains(out, "already complete") || e.srv.Requests() != gitBefore || len(ms.Requests("/org/repo/resolve/main/tiny.safetensors")) != modelBefore {
 		t.Errorf("second realize was not a silent no-op:\n%s", out)
 	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(e.mustRun("realize", "demo", "--json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res["steps"]; res["build_dir"] != build || res["no_op"] != true || !ok {
+		t.Errorf("realize --json = %v; want snake_case keys build_dir, no_op, steps", res)
+	}
 	out = e.mustRun("list")
 	if !strings.Contains(out, "demo") || !strings.Contains(out, "complete") {
 		t.Errorf("list after realize:\n%s", out)

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-comfy/worker/internal/buildinfo"
 	"github.com/runpod-comfy/worker/internal/logging"
+	"github.com/runpod-comfy/worker/internal/signals"
 	"github.com/runpod-comfy/worker/pkg/runpod"
 	"github.com/runpod-comfy/worker/pkg/spec"
 	"github.com/runpod-comfy/worker/pkg/version"
@@ -30,6 +33,9 @@ type app struct {
 	getenv         func(string) string
 	cfg            config
 	log            zerolog.Logger
+	// logSink is the logger's output, lent to a progress display while
+	// one is on the terminal.
+	logSink *logging.Sink
 
 	versions *version.Manager
 
@@ -44,7 +50,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, log: zerolog.Nop()}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
-		a.log, _ = logging.New(stderr, logging.Options{})
+		a.log, _ = logging.New(stderr, logging.Options{Format: getenv("COMFY_LOG_FORMAT")})
 		a.log.Error().Msg(err.Error())
 		return exitUsage
 	}
@@ -55,6 +61,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err = root.ExecuteContext(ctx)
+	// A signal decides the exit code as in a shell (130 for Ctrl+C), except
+	// that a worker told to stop (SIGTERM) and stopping cleanly exits 0.
+	if code, ok := signals.ExitCode(ctx, err); ok {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.exitCode(err) // logs what the command reported
+		}
+		return code
+	}
 	return a.exitCode(err)
 }
 
@@ -69,11 +83,17 @@ disk from a shared cache, and runs them as a RunPod serverless worker.
 Without a subcommand it behaves like a worker built on RunPod's SDK: the job
 loop when RUNPOD_WEBHOOK_GET_JOB is set, the local API with --rp_serve_api,
 else one job from --test_input or ./test_input.json.`,
+		Version:                    buildinfo.String("worker"),
+		SuggestionsMinimumDistance: 2,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageErr(fmt.Errorf("unknown command %q for \"worker\"", args[0]))
+			if len(args) == 0 {
+				return nil
 			}
-			return nil
+			msg := fmt.Sprintf("unknown command %q for \"worker\"", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += ": did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageErr(errors.New(msg + " (see worker --help)"))
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd, sf)
@@ -85,7 +105,8 @@ else one job from --test_input or ./test_input.json.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			log, err := logging.New(a.stderr, logging.Options{Level: level, Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
+			a.logSink = logging.NewSink(a.stderr)
+			log, err := logging.New(a.logSink, logging.Options{Level: level, Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
 			if err != nil {
 				return usageErr(err)
 			}
@@ -95,6 +116,7 @@ else one job from --test_input or ./test_input.json.`,
 		},
 	}
 	sf.register(root)
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.VersionsDir, "versions-dir", a.cfg.VersionsDir, "directory of version specs (env COMFY_VERSIONS_DIR)")
@@ -165,19 +187,35 @@ func (a *app) exitCode(err error) int {
 		code = exitUsage
 	}
 	if a.log.GetLevel() == zerolog.Disabled {
-		a.log, _ = logging.New(a.stderr, logging.Options{Secrets: a.cfg.secrets()})
+		a.log, _ = logging.New(a.stderr, logging.Options{Format: firstNonEmpty(a.logFormat, a.cfg.LogFormat), Secrets: a.cfg.secrets()})
 	}
 	a.log.Error().Msg(err.Error())
 	return code
 }
 
-// exactArgs is cobra.ExactArgs with a usage error.
+// exactArgs wants n arguments and, when they are wrong, says which ones by
+// the names the command's usage line gives them (<id>, <src> <dst>).
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageErr(err)
+		if len(args) == n {
+			return nil
 		}
-		return nil
+		var names []string
+		for _, w := range strings.Fields(cmd.Use)[1:] {
+			if strings.HasPrefix(w, "<") {
+				names = append(names, w)
+			}
+		}
+		for len(names) < n {
+			names = append(names, fmt.Sprintf("<arg%d>", len(names)+1))
+		}
+		switch {
+		case n == 0:
+			return usageErr(fmt.Errorf("%s takes no arguments, got %q (see %s --help)", cmd.CommandPath(), args, cmd.CommandPath()))
+		case len(args) < n:
+			return usageErr(fmt.Errorf("%s needs %s (usage: %s)", cmd.CommandPath(), strings.Join(names[len(args):], " "), cmd.UseLine()))
+		}
+		return usageErr(fmt.Errorf("%s takes %s, got %d arguments: %q (usage: %s)", cmd.CommandPath(), strings.Join(names, " "), len(args), args, cmd.UseLine()))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
 
@@ -132,8 +133,8 @@ func TestJobTimeoutEnv(t *testing.T) {
 		{map[string]string{"COMFY_JOB_TIMEOUT": "60", "COMFY_RESPOND_TIMEOUT": "300"}, 60 * time.Second, ""},
 		{map[string]string{"COMFY_RESPOND_TIMEOUT": "soon"}, 0, "COMFY_RESPOND_TIMEOUT"},
 	} {
-		env := &envReader{getenv: func(k string) string { return tc.env[k] }}
-		got, err := jobTimeout(env), env.err
+		env := &envconf.Reader{Getenv: func(k string) string { return tc.env[k] }}
+		got, err := jobTimeout(env), env.Err()
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%v: err = %v, want one naming %s", tc.env, err, tc.wantErr)

@@ -43,9 +43,12 @@ func New(w io.Writer, o Options) (zerolog.Logger, error) {
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// IsTerminal reports whether w is a terminal.
+// IsTerminal reports whether w is a terminal (or a Sink writing to one).
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
+	if s, isSink := w.(*Sink); isSink {
+		f, ok = s.File(), s.File() != nil
+	}
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 

@@ -1,7 +1,10 @@
 // Package units formats quantities for people (logs, plans, progress).
 package units
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Bytes renders n bytes in binary units: "512 B", "1.5 MiB".
 func Bytes(n int64) string {
@@ -15,4 +18,17 @@ func Bytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Count is n with the noun in the number it needs: "1 model", "2 models".
+// plural defaults to noun+"s".
+func Count(n int, noun string, plural ...string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	p := noun + "s"
+	if len(plural) > 0 {
+		p = plural[0]
+	}
+	return strconv.Itoa(n) + " " + p
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/internal/proc"
 )
 
 // drainTimeout bounds how long a dead process's output is still read: a
@@ -23,6 +25,7 @@ const drainTimeout = 2 * time.Second
 // waiter) all end once the process has exited and its output is drained.
 type process struct {
 	cmd     *exec.Cmd
+	waitFn  func() error // proc.Start's: waits for the exit
 	pgid    int
 	book    *logBook
 	baseURL string
@@ -59,14 +62,16 @@ func spawn(python, dir string, args, env []string, book *logBook, log zerolog.Lo
 		outW.Close()
 		return nil, err
 	}
-	cmd := exec.Command(python, append([]string{"main.py"}, args...)...)
+	// Its own process group, and SIGKILL from the kernel if the worker
+	// dies: ComfyUI and its custom nodes' helpers must not outlive it.
+	// The process is stopped through its group (stop), not a context.
+	cmd := proc.Command(context.Background(), python, append([]string{"main.py"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = env
 	// Plain files, not io.Writers: Wait then never waits for copying
 	// goroutines that a child holding the pipe would keep alive.
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
+	waitFn, err := proc.Start(cmd)
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -76,7 +81,7 @@ func spawn(python, dir string, args, env []string, book *logBook, log zerolog.Lo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &process{
-		cmd: cmd, pgid: cmd.Process.Pid, book: book, args: args, started: time.Now(),
+		cmd: cmd, waitFn: waitFn, pgid: cmd.Process.Pid, book: book, args: args, started: time.Now(),
 		ctx: ctx, cancel: cancel,
 		readyLine: make(chan struct{}, 1),
 		pipes:     []*os.File{outR, errR},
@@ -108,7 +113,7 @@ func (p *process) pump(f *os.File, log zerolog.Logger) {
 }
 
 func (p *process) wait(log zerolog.Logger) {
-	waitErr := p.cmd.Wait()
+	waitErr := p.waitFn()
 	// Whatever ComfyUI started (custom node helpers) must not outlive it.
 	p.killGroup(syscall.SIGKILL)
 	drained := make(chan struct{})
@@ -146,7 +151,7 @@ func (p *process) wait(log zerolog.Logger) {
 	if !p.stopping.Load() {
 		ev = log.Error()
 	}
-	ev.Int("exit_code", p.exitCode).Str("signal", p.signal).Dur("uptime", time.Since(p.started)).Msg("ComfyUI exited")
+	ev.Int("exit_code", p.exitCode).Str("signal", p.signal).Int64("uptime_ms", time.Since(p.started).Milliseconds()).Msg("ComfyUI exited")
 	p.cancel()
 	close(p.done)
 }
@@ -197,7 +202,7 @@ func (p *process) stop(ctx context.Context, grace time.Duration, log zerolog.Log
 	case <-p.done:
 		return nil
 	case <-t.C:
-		log.Warn().Dur("grace", grace).Msg("ComfyUI did not exit after SIGTERM; sending SIGKILL")
+		log.Warn().Int64("grace_ms", grace.Milliseconds()).Msg("ComfyUI did not exit after SIGTERM; sending SIGKILL")
 	case <-ctx.Done():
 		log.Warn().Msg("stop cancelled; sending SIGKILL to ComfyUI")
 	}

@@ -50,6 +50,10 @@ type RunOptions struct {
 	// ComfyUI queues a reused id again, and while the socket is silent the
 	// history of the earlier run with that id would be taken for this one.
 	PromptID string
+	// PartialOnError makes Run, when a node raises, also return (with the
+	// *ExecutionError) a Result holding the files the nodes that finished
+	// had written, downloaded as usual (see partial.go).
+	PartialOnError bool
 }
 
 // Output is one file a node produced.
@@ -145,6 +149,9 @@ func (c *Client) Run(ctx context.Context, wf Workflow, opts RunOptions) (*Result
 
 	run, err := c.execute(ctx, wf, promptID, opts, start)
 	if err != nil {
+		if ee := (*ExecutionError)(nil); opts.PartialOnError && errors.As(err, &ee) {
+			return c.partial(ctx, ee, promptID, opts, start, res), err
+		}
 		return nil, err
 	}
 	err = c.finishResult(ctx, res, run, opts, start)

@@ -256,7 +256,7 @@ func (s *Supervisor) startOnce(ctx context.Context, stops int, listen string, po
 		return "", err
 	}
 	p.ready.Store(true)
-	ev := s.log.Info().Str("url", p.baseURL).Dur("took", time.Since(p.started))
+	ev := s.log.Info().Str("url", p.baseURL).Int64("took_ms", time.Since(p.started).Milliseconds())
 	if f := book.importFailures(); len(f) > 0 {
 		s.log.Warn().Str("nodes", importNames(f)).Msg("custom nodes failed to import; workflows using them will be rejected")
 	}

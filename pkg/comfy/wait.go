@@ -61,7 +61,7 @@ func (c *Client) wait(ctx context.Context, sub *subscription, st *runState) erro
 				poll.Reset(0)
 			}
 		case <-silence.C:
-			c.log.Debug().Str("prompt_id", st.promptID).Dur("silent_for", c.cfg.SilenceTimeout).Msg("ComfyUI WebSocket silent; polling history")
+			c.log.Debug().Str("prompt_id", st.promptID).Int64("silent_for_ms", c.cfg.SilenceTimeout.Milliseconds()).Msg("ComfyUI WebSocket silent; polling history")
 			poll.Reset(0)
 		case <-poll.C:
 			entry, err := c.history(ctx, st.promptID)

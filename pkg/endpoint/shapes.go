@@ -42,6 +42,8 @@ type wcImage struct {
 type resultDoc struct {
 	Outputs []defaultFile `json:"outputs"`
 	Images  []wcImage     `json:"images"`
+	// Videos are worker-comfyui's newer video list, entries as in Images.
+	Videos []wcImage `json:"videos"`
 	// The original tool's single output.
 	Base64    string `json:"base64"`
 	URL       string `json:"url"`
@@ -71,7 +73,7 @@ func parseOutputs(out json.RawMessage) ([]fileEntry, error) {
 		}
 		files = append(files, e)
 	}
-	for _, im := range doc.Images {
+	for _, im := range append(doc.Images, doc.Videos...) {
 		e := fileEntry{Name: im.Filename}
 		switch strings.ToLower(im.Type) {
 		case "base64":

@@ -100,6 +100,11 @@ func TestWriteOutputsShapes(t *testing.T) {
 			output: fmt.Sprintf(`{"images":[{"filename":"c.png","type":"base64","data":%q},{"filename":"d.png","type":"s3_url","data":"%s/b/obj/x.png"}]}`, b64("CCC"), srv.URL),
 			want:   map[string]string{"c.png": "CCC", "d.png": "PNG-FROM-URL"},
 		},
+		{
+			name:   "worker-comfyui videos",
+			output: fmt.Sprintf(`{"images":[],"videos":[{"filename":"v.mp4","type":"base64","data":%q}]}`, b64("VVV")),
+			want:   map[string]string{"v.mp4": "VVV"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

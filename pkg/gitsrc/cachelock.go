@@ -38,7 +38,7 @@ func lockFile(ctx context.Context, path string, log zerolog.Logger, what string)
 			}
 			return nil, fmt.Errorf("wait for lock %s: %w", path, err)
 		}
-		log.Debug().Str("repo", what).Dur("waited", time.Since(start)).Msg("lock acquired")
+		log.Debug().Str("repo", what).Int64("waited_ms", time.Since(start).Milliseconds()).Msg("lock acquired")
 	}
 	return func() { _ = fl.Unlock() }, nil
 }

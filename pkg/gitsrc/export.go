@@ -139,7 +139,7 @@ func Export(ctx context.Context, repoDir, commit, dest string, opts ExportOption
 		return fmt.Errorf("export %s: put %s in place: %w", commit, dest, err)
 	}
 	x.log.Debug().Str("commit", h.String()).Str("dest", dest).Int("files", x.files).Int64("bytes", x.bytes).
-		Int("submodules", x.submodules).Dur("elapsed", time.Since(start)).Msg("exported tree")
+		Int("submodules", x.submodules).Int64("elapsed_ms", time.Since(start).Milliseconds()).Msg("exported tree")
 	return nil
 }
 

@@ -125,7 +125,7 @@ func (c *Client) Fetch(ctx context.Context, req FetchRequest) (*FetchResult, err
 	res.Path = path
 	if path != PathCached {
 		c.log.Info().Str("url", rem.display).Str("commit", res.Commit).Str("path", string(path)).
-			Dur("elapsed", time.Since(start)).Msg("git fetch")
+			Int64("elapsed_ms", time.Since(start).Milliseconds()).Msg("git fetch")
 	}
 	return res, nil
 }

@@ -164,7 +164,7 @@ func (c *Client) ListRefs(ctx context.Context, rawURL string) (*Refs, error) {
 
 	fillRefs(refs, ar)
 	c.log.Debug().Str("url", display).Str("head", refs.Head).Int("branches", len(refs.Branches)).
-		Int("tags", len(refs.Tags)).Dur("elapsed", time.Since(start)).Msg("listed refs")
+		Int("tags", len(refs.Tags)).Int64("elapsed_ms", time.Since(start).Milliseconds()).Msg("listed refs")
 	return refs, nil
 }
 

@@ -35,6 +35,16 @@ type Failure struct {
 
 func (f *Failure) Error() string { return f.Message }
 
+// Output is what a failed job returns beside its error line: the details,
+// or nothing when there are none (RunPod then posts {"error": ...} alone,
+// as for a worker-comfyui validation failure).
+func (f *Failure) Output() any {
+	if len(f.Details) == 0 {
+		return nil
+	}
+	return f.Details
+}
+
 // classify turns any error from a job's stages into a Failure.
 func classify(ctx context.Context, stage string, err error) *Failure {
 	f := &Failure{Type: ErrInternal, Details: map[string]any{"stage": stage}}

@@ -43,9 +43,13 @@ func (f PrepareFunc) Prepare(ctx context.Context, id string, p progress.Func) (*
 // limits. Nil refuses URL inputs.
 type Fetcher func(ctx context.Context, url string) (io.ReadCloser, error)
 
-// Deliverer stores outputs somewhere other than the result (GCS) and
+// Deliverer stores outputs somewhere other than the result (GCS, S3) and
 // returns their entries with URLs.
 type Deliverer interface {
+	// Check refuses, before the job runs, one this store could not take
+	// (no bucket, a bucket name the store would refuse), so no GPU time
+	// is spent on outputs that cannot be delivered.
+	Check(in *Input) error
 	Deliver(ctx context.Context, jobID string, in *Input, files []output.Local) ([]output.File, error)
 }
 
@@ -64,8 +68,10 @@ type Config struct {
 	Defaults       Defaults
 	Fetch          Fetcher
 	GCS            Deliverer
+	S3             Deliverer
 	// Base64Limit bounds base64 results; default output.DefaultBase64Limit.
-	// In "auto" mode, outputs above AutoThreshold go to GCS.
+	// In "auto" mode, outputs above AutoThreshold go to a store (GCS when
+	// the worker has it, else S3).
 	Base64Limit   int64
 	AutoThreshold int64
 	// ProgressInterval throttles progress updates; default 500 ms (at
@@ -110,6 +116,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.AutoThreshold <= 0 {
 		cfg.AutoThreshold = 8 << 20
 	}
+	cfg.Defaults.GCS, cfg.Defaults.S3 = cfg.GCS != nil, cfg.S3 != nil
 	return &Handler{cfg: cfg}, nil
 }
 
@@ -158,6 +165,16 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 			f.Details["version_id"] = j.versionID
 		}
 		j.log.Error().Str("error_type", f.Type).Str("stage", stage).Msg(f.Message)
+		switch j.format {
+		case output.FormatWorkerComfyUI:
+			shapeWCFailure(f, err)
+		case output.FormatOriginal:
+			// Its error line, in its words where it had some; the details
+			// stay, as its clients read only "error".
+			if ie := (*InputError)(nil); errors.As(err, &ie) && ie.Theirs != "" {
+				f.Message = ie.Theirs
+			}
+		}
 		return Outcome{Failure: f}
 	}
 	j.log.Info().Interface("timings_ms", j.timings).Msg("job done")
@@ -204,7 +221,9 @@ type jobRun struct {
 	report    func(any)
 	lastSent  time.Time
 	log       zerolog.Logger
-	cleanups  []func() // run after the result is returned
+	// format is the job's response format, once known.
+	format   string
+	cleanups []func() // run after the result is returned
 	// warmup runs the workflow only to load what it needs into memory:
 	// its outputs are neither delivered nor kept.
 	warmup bool
@@ -237,6 +256,17 @@ func (j *jobRun) progress(v map[string]any, force bool) {
 func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, error) {
 	in, err := ParseInput(raw, j.h.cfg.Defaults)
 	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			j.format = ie.Format
+		}
+		return nil, "input", err
+	}
+	j.format = in.ResponseFormat
+	if len(in.Ignored) > 0 {
+		j.log.Debug().Strs("keys", in.Ignored).Str("response_format", in.ResponseFormat).Msg("input keys ignored, as this format's clients expect")
+	}
+	if err := j.h.checkOutput(in); err != nil {
 		return nil, "input", err
 	}
 	build, err := j.prepare(ctx, in.VersionID)
@@ -269,6 +299,8 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	res, err := w.client.Run(ctx, wf, comfy.RunOptions{
 		OutputDir: outDir, MemoryBudget: j.h.memoryBudget(in), Inputs: inputs, InputPrefix: j.safeID, Timeout: in.Timeout,
 		Progress: j.comfyProgress, ExtraData: extraData(in),
+		// worker-comfyui returns what the nodes wrote before one failed.
+		PartialOnError: j.format == output.FormatWorkerComfyUI,
 	})
 	if res != nil {
 		j.timings["upload"] += ms(res.Timings.Upload)
@@ -276,6 +308,12 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 		j.timings["execute"] += ms(res.Timings.Execute)
 		j.timings["download"] += ms(res.Timings.Download)
 		j.cleanups = append(j.cleanups, func() { j.h.cleanComfyFiles(w, res, j.log) })
+	}
+	var execWarning string
+	if ee := (*comfy.ExecutionError)(nil); err != nil && j.format == output.FormatWorkerComfyUI && errors.As(err, &ee) && res != nil && hasWCFiles(res) {
+		execWarning = wcExecutionError(ee)
+		j.log.Warn().Str("node", ee.NodeID).Msg("a node failed; returning the files written before it, as worker-comfyui does")
+		err = nil
 	}
 	if err != nil {
 		var ve *comfy.ValidationError
@@ -303,11 +341,19 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 		return nil, "", nil
 	}
 	var files []output.Local
+	left := 0
 	for _, o := range res.Outputs {
+		if j.format == output.FormatWorkerComfyUI && output.WCSection(o.Kind, o.Filename, o.Type) == "" {
+			left++ // not in its result: neither encoded nor uploaded
+			continue
+		}
 		if o.Path != "" || o.Data != nil {
 			files = append(files, output.Local{NodeID: o.NodeID, Kind: o.Kind, Filename: o.Filename, Subfolder: o.Subfolder, Type: o.Type,
 				Path: o.Path, Data: o.Data, SHA256: o.SHA256})
 		}
+	}
+	if left > 0 {
+		j.log.Info().Int("files", left).Msg("outputs that are not images or videos are left out of a worker-comfyui result, as worker-comfyui does")
 	}
 	var delivered []output.File
 	mode := in.OutputMode
@@ -318,8 +364,12 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 		return nil, "deliver", err
 	}
 	j.timings["total"] = ms(time.Since(j.start))
-	result := output.Result{VersionID: in.VersionID, OutputMode: mode, PromptID: res.PromptID, Outputs: delivered, Timings: j.timings}
+	result := output.Result{VersionID: in.VersionID, OutputMode: mode, PromptID: res.PromptID, Outputs: delivered, Timings: j.timings,
+		NoOutputs: len(res.RawOutputs) == 0}
 	result.Texts, result.Warnings = texts(res.Texts)
+	if execWarning != "" {
+		result.Warnings = append([]string{execWarning}, result.Warnings...)
+	}
 	if len(res.NodeTimings) > 0 {
 		result.NodeTimings = map[string]float64{}
 		for id, d := range res.NodeTimings {
@@ -331,6 +381,10 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	}
 	shaped, err := output.Render(in.ResponseFormat, result)
 	if err != nil {
+		var wf *output.WCFailure
+		if errors.As(err, &wf) {
+			return nil, "deliver", wf
+		}
 		return nil, "deliver", &Failure{Type: ErrOutput, Message: err.Error(), Details: map[string]any{}}
 	}
 	return shaped, "", nil
@@ -423,8 +477,8 @@ func (j *jobRun) workflow(ctx context.Context, in *Input) (comfy.Workflow, error
 		if len(data) > maxWorkflowBytes {
 			return inputErr("workflow_url", "the workflow is over %d MB; a workflow in ComfyUI's API format is far smaller: check the URL", maxWorkflowBytes>>20)
 		}
-		if wf, err = comfy.ParseWorkflow(data); err != nil {
-			return inputErr("workflow_url", "%v", err)
+		if wf, err = parseWorkflowJSON(data); err != nil {
+			return inputErr("workflow_url", "the fetched workflow: %v", err)
 		}
 		return nil
 	})

@@ -67,12 +67,18 @@ type harness struct {
 
 func newHarness(t *testing.T, env map[string]string) *harness {
 	t.Helper()
+	return newHarnessWith(t, env, nil)
+}
+
+// newHarnessWith lets a test change the handler's configuration.
+func newHarnessWith(t *testing.T, env map[string]string, mut func(*Config)) *harness {
+	t.Helper()
 	hs := &harness{t: t, builds: map[string]*Build{"v1": fakeBuild(t, "v1"), "v2": fakeBuild(t, "v2")}}
 	environ := os.Environ()
 	for k, v := range env {
 		environ = append(environ, k+"="+v)
 	}
-	h, err := New(Config{
+	cfg := Config{
 		Versions: PrepareFunc(func(ctx context.Context, id string, p progress.Func) (*Build, error) {
 			hs.mu.Lock()
 			defer hs.mu.Unlock()
@@ -85,7 +91,11 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		Scratch:          t.TempDir(),
 		Comfy:            comfy.Config{Environ: environ, GPU: func() bool { return false }, StartTimeout: 20 * time.Second, StopGrace: 2 * time.Second},
 		ProgressInterval: time.Millisecond,
-	})
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	h, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +191,9 @@ func TestHandleFailures(t *testing.T) {
 		{"after the timeout", `{"version_id": "v1", "workflow": ` + okWorkflow + `}`, "", ""},
 		{"too large for base64", `{"version_id": "v1", "workflow": {"1": {"class_type": "FakeNoiseImage", "inputs": {"width": 3000, "height": 3000, "seed": 1}},
 		   "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "big"}}}}`, ErrOutput, "use \"output_mode\": \"gcs\""},
-		{"gcs not configured", `{"version_id": "v1", "output_mode": "gcs", "workflow": ` + okWorkflow + `}`, ErrOutput, "GCS delivery is not configured"},
+		// Refused before the version is realized or the workflow run.
+		{"gcs not configured", `{"version_id": "v1", "output_mode": "gcs", "workflow": ` + okWorkflow + `}`, ErrInput, "GCS delivery is not configured"},
+		{"s3 not configured", `{"version_id": "v1", "output_mode": "s3", "workflow": ` + okWorkflow + `}`, ErrInput, "S3 delivery is not configured"},
 	} {
 		out := hs.run(tc.input)
 		if tc.typ == "" {
@@ -217,6 +229,7 @@ func TestHandleNamesImportFailures(t *testing.T) {
 
 func TestMemoryBudget(t *testing.T) {
 	gcs := &Handler{cfg: Config{Base64Limit: 4000, AutoThreshold: 1000, GCS: nopDeliverer{}}}
+	s3 := &Handler{cfg: Config{Base64Limit: 4000, AutoThreshold: 1000, S3: nopDeliverer{}}}
 	plain := &Handler{cfg: Config{Base64Limit: 4000, AutoThreshold: 1000}}
 	for _, tc := range []struct {
 		h    *Handler
@@ -227,14 +240,18 @@ func TestMemoryBudget(t *testing.T) {
 		{plain, "auto", 3000},   // without GCS everything is returned inline
 		{gcs, "auto", 1000},     // above the threshold it goes to GCS, from disk
 		{gcs, "gcs", 0},
+		{s3, "auto", 1000}, // S3 is a store for auto too
+		{s3, "s3", 0},
 	} {
 		if got := tc.h.memoryBudget(&Input{OutputMode: tc.mode}); got != tc.want {
-			t.Errorf("%s (GCS %v): budget %d, want %d", tc.mode, tc.h.cfg.GCS != nil, got, tc.want)
+			t.Errorf("%s (store %q): budget %d, want %d", tc.mode, tc.h.autoStore(), got, tc.want)
 		}
 	}
 }
 
 type nopDeliverer struct{}
+
+func (nopDeliverer) Check(*Input) error { return nil }
 
 func (nopDeliverer) Deliver(context.Context, string, *Input, []output.Local) ([]output.File, error) {
 	return nil, nil

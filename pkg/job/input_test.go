@@ -66,7 +66,7 @@ func TestParseInputInvalid(t *testing.T) {
 		{"traversal image name", `{"version_id": "v", "workflow": ` + wf + `, "images": [{"name": "../a.png", "image": "AAAA"}]}`, "images[0]", "path separator"},
 		{"duplicate image", `{"version_id": "v", "workflow": ` + wf + `, "images": [{"name": "a.png", "image": "AAAA"}], "input_images": {"a.png": "https://x/a"}}`, "input_images.a.png", "twice"},
 		{"images not a list", `{"version_id": "v", "workflow": ` + wf + `, "images": {"a": 1}}`, "images", "want a list"},
-		{"bad output mode", `{"version_id": "v", "workflow": ` + wf + `, "output_mode": "s3"}`, "output_mode", "use"},
+		{"bad output mode", `{"version_id": "v", "workflow": ` + wf + `, "output_mode": "ftp"}`, "output_mode", "use"},
 		{"bad format", `{"version_id": "v", "workflow": ` + wf + `, "response_format": "xml"}`, "response_format", "use"},
 		{"bad timeout", `{"version_id": "v", "workflow": ` + wf + `, "timeout": -1}`, "timeout", "positive"},
 		{"data uri not base64", `{"version_id": "v", "workflow": ` + wf + `, "images": [{"name": "a.png", "image": "data:image/png,abc"}]}`, "images[0]", "data URI"},

@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/runpod-comfy/worker/pkg/comfy"
-	"github.com/runpod-comfy/worker/pkg/output"
 )
 
 // ensure returns a running ComfyUI for build: the warm one when it serves
@@ -98,49 +97,4 @@ func (h *Handler) cleanComfyFiles(w *warm, res *comfy.Result, log zerolog.Logger
 			log.Debug().Err(err).Str("file", p).Msg("cleanup")
 		}
 	}
-}
-
-// memoryBudget is how many bytes of a job's outputs may be kept in memory
-// rather than written to scratch: what a base64 result can carry. GCS
-// uploads stream from disk.
-func (h *Handler) memoryBudget(in *Input) int64 {
-	raw := h.cfg.Base64Limit / 4 * 3
-	switch in.OutputMode {
-	case "base64":
-		return raw
-	case "auto":
-		if h.cfg.GCS != nil {
-			return min(raw, h.cfg.AutoThreshold)
-		}
-		return raw
-	}
-	return 0
-}
-
-// deliver returns the result entries for files in the job's output mode.
-func (h *Handler) deliver(ctx context.Context, jobID string, in *Input, files []output.Local) ([]output.File, string, error) {
-	mode := in.OutputMode
-	if mode == "auto" {
-		var total int64
-		for _, f := range files {
-			if f.Data != nil {
-				total += int64(len(f.Data))
-			} else if st, err := os.Stat(f.Path); err == nil {
-				total += st.Size()
-			}
-		}
-		mode = "base64"
-		if total > h.cfg.AutoThreshold && h.cfg.GCS != nil {
-			mode = "gcs"
-		}
-	}
-	if mode == "gcs" {
-		if h.cfg.GCS == nil {
-			return nil, mode, &Failure{Type: ErrOutput, Message: "output_mode gcs: GCS delivery is not configured on this worker (set GCS_BUCKET and credentials), or use output_mode base64", Details: map[string]any{}}
-		}
-		out, err := h.cfg.GCS.Deliver(ctx, jobID, in, files)
-		return out, mode, err
-	}
-	out, err := output.Base64(ctx, files, h.cfg.Base64Limit)
-	return out, mode, err
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/internal/jsonx"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
@@ -30,6 +31,9 @@ type Lock struct {
 	Options        spec.Options      `json:"options"`
 	SourceSpec     string            `json:"source_spec"`
 	ResolvedAt     time.Time         `json:"resolved_at"`
+
+	// pkgs are PythonPackages with their credentials (see secrets.go).
+	pkgs []string
 }
 
 // Repo is a repository pinned to Commit. Ref and SpecCommit repeat what the
@@ -41,6 +45,9 @@ type Repo struct {
 	// SpecCommit is the spec's commit field when it was not a full SHA
 	// (an abbreviation), or the full SHA it pinned.
 	SpecCommit string `json:"spec_commit,omitempty"`
+
+	// url is Repo with its credentials (see secrets.go).
+	url string
 }
 
 // Node is a locked custom node.
@@ -51,7 +58,8 @@ type Node struct {
 	InstallRequirements bool   `json:"install_requirements"`
 }
 
-// Model is a locked model. SHA256 and Size come from the spec's checksum or,
+// Model is a locked model. Source and Sources are redacted (see
+// FetchSources). SHA256 and Size come from the spec's checksum or,
 // for a model without one, from its first download (trust on first use).
 type Model struct {
 	Name         string   `json:"name"`
@@ -63,6 +71,9 @@ type Model struct {
 	Size         int64    `json:"size,omitempty"`
 	// DigestFrom says where SHA256 came from: "spec" or "download".
 	DigestFrom string `json:"digest_from,omitempty"`
+
+	// fetch are the sources with their credentials (see secrets.go).
+	fetch []string
 }
 
 // Path is where the lock of version id lives under the cache root.
@@ -84,7 +95,8 @@ func Read(path string) (*Lock, error) {
 	}
 	var l Lock
 	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("read lock %s: %w (delete it and run `worker resolve` to recreate it)", path, err)
+		// The lock is a cache: say how to recreate it, in JSON terms.
+		return nil, fmt.Errorf("read lock %s: %s (delete it and run `worker resolve` to recreate it)", path, jsonx.ErrorText(err))
 	}
 	if l.SchemaVersion != spec.SchemaVersion {
 		return nil, fmt.Errorf("read lock %s: schema_version %d is not 2 (an old lock: delete it and run `worker resolve`)", path, l.SchemaVersion)

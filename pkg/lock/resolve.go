@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/internal/redact"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
@@ -65,7 +67,13 @@ func (e *OfflineError) Error() string {
 // resolved again.
 func Resolve(ctx context.Context, s *spec.Spec, prev *Lock, r RefResolver, opts Options) (*Lock, Stats, error) {
 	digest := s.Digest()
-	if prev != nil && !opts.Update && prev.SpecDigest == digest && prev.VersionID == s.ID {
+	dirty := false
+	if prev != nil {
+		if red, changed := prev.redacted(); changed {
+			prev, dirty = red, true
+		}
+	}
+	if prev != nil && !dirty && !opts.Update && prev.SpecDigest == digest && prev.VersionID == s.ID && prev.attach(s) {
 		return prev, Stats{Reused: true}, nil
 	}
 	if opts.Offline && opts.Update {
@@ -79,7 +87,8 @@ func Resolve(ctx context.Context, s *spec.Spec, prev *Lock, r RefResolver, opts 
 		SchemaVersion:  spec.SchemaVersion,
 		VersionID:      s.ID,
 		SpecDigest:     digest,
-		PythonPackages: s.PythonPackages,
+		PythonPackages: redactAll(s.PythonPackages),
+		pkgs:           s.PythonPackages,
 		Env:            s.Env,
 		Options:        s.Options,
 		SourceSpec:     s.File,
@@ -124,12 +133,12 @@ func Resolve(ctx context.Context, s *spec.Spec, prev *Lock, r RefResolver, opts 
 	var remote []int
 	var offline []string
 	for i, t := range tasks {
-		*t.out = Repo{Repo: t.want.URL, Ref: t.want.Ref, SpecCommit: t.want.Commit}
+		*t.out = Repo{Repo: redact.URL(t.want.URL), Ref: t.want.Ref, SpecCommit: t.want.Commit, url: t.want.URL}
 		p := prevFor(i)
 		switch {
 		case t.want.Pinned() && !(opts.Update && t.want.Ref != ""):
 			t.out.Commit = t.want.Commit
-		case !opts.Update && p != nil && p.Repo == t.want.URL && p.Ref == t.want.Ref && p.SpecCommit == t.want.Commit && spec.IsFullSHA(p.Commit):
+		case !opts.Update && p != nil && p.Repo == t.out.Repo && p.Ref == t.want.Ref && p.SpecCommit == t.want.Commit && spec.IsFullSHA(p.Commit):
 			t.out.Commit = p.Commit
 		case opts.Offline:
 			offline = append(offline, t.label)
@@ -170,8 +179,8 @@ func Resolve(ctx context.Context, s *spec.Spec, prev *Lock, r RefResolver, opts 
 				return
 			}
 			if t.want.Pinned() && sha != t.want.Commit {
-				opts.Logger.Warn().Str("entry", t.label).Str("spec_commit", t.want.Commit).Str("ref", ref).Str("commit", sha).
-					Msg("--update: the lock follows the ref, not the commit the spec pins; edit the spec's commit to keep them equal")
+				opts.Logger.Info().Str("entry", t.label).Str("spec_commit", t.want.Commit).Str("ref", ref).Str("commit", sha).
+					Msg("--update: the ref moved past the commit the spec pins")
 			}
 			t.out.Commit = sha
 			opts.Logger.Debug().Str("entry", t.label).Str("ref", refLabel(ref)).Str("commit", sha).Msg("resolved")
@@ -199,14 +208,15 @@ func lockModels(s *spec.Spec, prev *Lock) []Model {
 	for _, m := range s.Models {
 		lm := Model{
 			Name:         m.Name,
-			Source:       m.Source(),
+			Source:       redact.URL(m.Source()),
 			TargetSubdir: m.TargetSubdir,
 			TargetPath:   m.Target.String(),
 			SHA256:       m.SHA256,
 			Size:         m.Size,
+			fetch:        slices.Clone(m.Sources),
 		}
 		if len(m.Sources) > 1 {
-			lm.Sources = m.Sources
+			lm.Sources = redactAll(m.Sources)
 		}
 		if lm.SHA256 != "" {
 			lm.DigestFrom = "spec"
@@ -220,14 +230,4 @@ func lockModels(s *spec.Spec, prev *Lock) []Model {
 	return out
 }
 
-func sameSources(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameSources(a, b []string) bool { return slices.Equal(a, b) }

@@ -135,7 +135,7 @@ func (st *Store) download(ctx context.Context, j dlJob) (dlResult, error) {
 			return res, fmt.Errorf("%s: giving up after %d attempts without progress: %w", j.origin.describe(), failures, err)
 		}
 		delay := st.backoff(failures)
-		st.log.Warn().Str("item", j.item).Err(st.red.error(err)).Int64("offset", offset).Dur("retry_in", delay).Msg("download attempt failed")
+		st.log.Warn().Str("item", j.item).Err(st.red.error(err)).Int64("offset", offset).Int64("retry_in_ms", delay.Milliseconds()).Msg("download attempt failed")
 		if err := sleep(ctx, delay); err != nil {
 			return res, err
 		}

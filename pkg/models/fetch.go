@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/gofrs/flock"
 
@@ -21,16 +22,21 @@ func (st *Store) Fetch(ctx context.Context, req Request) (Blob, error) {
 	if err := st.ensureDirs(); err != nil {
 		return Blob{}, err
 	}
+	start := time.Now()
 	b, item, err := st.fetch(ctx, req)
 	if err != nil {
-		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Finished: true, Message: "failed"})
+		outcome := "failed"
+		if ctx.Err() != nil {
+			outcome = "interrupted"
+		}
+		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Finished: true, Message: outcome, Elapsed: time.Since(start)})
 		return Blob{}, st.red.error(fmt.Errorf("model %s: %w", item, err))
 	}
 	msg := "cached"
 	if b.Downloaded {
 		msg = "downloaded"
 	}
-	st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Done: b.Size, Total: b.Size, Unit: "bytes", Finished: true, Message: msg})
+	st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Done: b.Size, Total: b.Size, Unit: "bytes", Finished: true, Message: msg, Elapsed: time.Since(start)})
 	return b, nil
 }
 

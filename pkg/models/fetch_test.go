@@ -94,7 +94,7 @@ func TestFetchFaults(t *testing.T) {
 		{name: "404 is not retried", faults: []modeltest.Fault{{Status: 404}},
 			wantErr: func(err error) bool {
 				var he *HTTPError
-				return errors.As(err, &he) && he.StatusCode == 404 && strings.Contains(err.Error(), "check the repository")
+				return errors.As(err, &he) && he.StatusCode == 404 && strings.Contains(err.Error(), "not found: check the URL")
 			}, wantRequests: 1},
 		{name: "endless 503 gives up", faults: []modeltest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}},
 			wantErr: func(err error) bool { return strings.Contains(err.Error(), "giving up after 4 attempts") }, wantRequests: 4},

@@ -77,23 +77,32 @@ func hostIs(host string, domains ...string) bool {
 	return false
 }
 
-func endpointHost(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return ""
+// atEndpoint reports whether u is under endpoint: the same host for an
+// endpoint that is a bare host, the same URL prefix for one with a path
+// (https://mirror/hf), so a host serving several services under prefixes
+// gets each token only for its own.
+func atEndpoint(u *url.URL, endpoint string) bool {
+	e, err := url.Parse(endpoint)
+	if err != nil || !strings.EqualFold(e.Host, u.Host) || !strings.EqualFold(e.Scheme, u.Scheme) {
+		return false
 	}
-	return strings.ToLower(u.Host)
+	prefix := strings.TrimSuffix(e.EscapedPath(), "/")
+	return prefix == "" || strings.HasPrefix(u.EscapedPath(), prefix+"/")
 }
 
 // tokenFor picks the credential for the first request to u: the HF token
-// for Hugging Face hosts, the Civitai token for Civitai, none elsewhere.
+// for Hugging Face hosts and the HF endpoint, the Civitai token for
+// Civitai and its endpoint, none elsewhere.
 func (st *Store) tokenFor(u *url.URL) (token, service string) {
-	host := strings.ToLower(u.Host)
 	name := strings.ToLower(u.Hostname())
 	switch {
-	case host == endpointHost(st.cfg.HFEndpoint) || hostIs(name, "huggingface.co", "hf.co"):
+	case atEndpoint(u, st.cfg.HFEndpoint):
 		return st.cfg.HFToken, "hf"
-	case host == endpointHost(st.cfg.CivitaiEndpoint) || hostIs(name, "civitai.com"):
+	case atEndpoint(u, st.cfg.CivitaiEndpoint):
+		return st.cfg.CivitaiToken, "civitai"
+	case hostIs(name, "huggingface.co", "hf.co"):
+		return st.cfg.HFToken, "hf"
+	case hostIs(name, "civitai.com"):
 		return st.cfg.CivitaiToken, "civitai"
 	}
 	return "", ""
@@ -174,7 +183,7 @@ func (o *httpOrigin) open(ctx context.Context, offset int64, validator string) (
 	case c == http.StatusUnauthorized || c == http.StatusForbidden:
 		he.Hint = o.authHint(req.URL)
 	case c == http.StatusNotFound || c == http.StatusGone:
-		he.Hint = "not found: check the repository, revision and path (private Hugging Face repos also answer 404 without a token)"
+		he.Hint = o.notFoundHint(req.URL)
 	}
 	return nil, permanent(he)
 }
@@ -192,6 +201,21 @@ func (o *httpOrigin) authHint(u *url.URL) string {
 		return "CIVITAI_TOKEN was refused: check that it is valid"
 	}
 	return "access denied"
+}
+
+// notFoundHint says what to check for a 404, in the terms of the service
+// that answered it: a Civitai user has no repository or revision.
+func (o *httpOrigin) notFoundHint(u *url.URL) string {
+	tok, svc := o.st.tokenFor(u)
+	switch {
+	case svc == "civitai":
+		return "not found on Civitai: check the model version id (civitai://models/<model>?modelVersionId=<version>, or the number in civitai://api/download/models/<version>)"
+	case svc == "hf" && tok == "":
+		return "not found: check the repository, revision and path (a private Hugging Face repository also answers 404 without HF_TOKEN)"
+	case svc == "hf":
+		return "not found: check the repository, revision and path"
+	}
+	return "not found: check the URL"
 }
 
 func isHTML(resp *http.Response) bool {

@@ -3,26 +3,16 @@ package models
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strings"
+
+	"github.com/runpod-comfy/worker/internal/redact"
 )
 
-const redacted = "REDACTED"
-
-var (
-	userinfoRe = regexp.MustCompile(`(://)[^/@\s?#]+@`)
-	// Query parameters that carry credentials: Civitai's ?token=, API keys,
-	// and the signatures of pre-signed CDN URLs (X-Amz-Signature, sig=, ...),
-	// which work as short-lived credentials.
-	secretParamRe = regexp.MustCompile(`([?&;][^=&#\s]*(?i:token|key|sig|secret|passw|auth|credential)[^=&#\s]*=)[^&#\s]*`)
-)
+const redacted = redact.Mask
 
 // RedactString replaces credentials in a URL-like string (user info, token
 // and signature query parameters) with "REDACTED".
-func RedactString(s string) string {
-	s = userinfoRe.ReplaceAllString(s, "${1}"+redacted+"@")
-	return secretParamRe.ReplaceAllString(s, "${1}"+redacted)
-}
+func RedactString(s string) string { return redact.URL(s) }
 
 // redactor also removes the configured token values wherever they appear,
 // as a last line of defence for text produced by other libraries.

@@ -262,6 +262,9 @@ func parseHTTP(orig string) (Source, error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return Source{}, srcErr(orig, "URL has no host")
 	}
+	if strings.HasSuffix(u.Host, ":") {
+		return Source{}, srcErr(orig, "empty port after %q: remove the \":\" or write a port number", u.Hostname())
+	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
 	u.Fragment, u.RawFragment = "", ""

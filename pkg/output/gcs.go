@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -135,6 +134,20 @@ func (g *GCS) Close() error {
 	return nil
 }
 
+// CheckBucket reports, before any work is done, whether an upload to
+// bucket ("" = the configured one) could start: there is a bucket and GCS
+// would accept its name.
+func (g *GCS) CheckBucket(bucket string) error {
+	if bucket == "" {
+		bucket = g.cfg.Bucket
+	}
+	if bucket == "" {
+		return ErrNoBucket
+	}
+	_, err := normalizeBucket(bucket)
+	return err
+}
+
 // UploadRequest is one job's outputs. Bucket and Prefix override the
 // configured defaults when set.
 type UploadRequest struct {
@@ -188,56 +201,16 @@ func (g *GCS) Upload(ctx context.Context, req UploadRequest) ([]File, error) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	out := make([]File, len(req.Files))
-	done := make([]bool, len(req.Files))
-	errs := make([]error, len(req.Files))
-	sem := make(chan struct{}, g.cfg.Parallel)
-	var wg sync.WaitGroup
-	for i, f := range req.Files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			out[i], errs[i] = g.uploadOne(ctx, bucket, names[i], f, req.Warn)
-			if errs[i] != nil {
-				cancel() // one failure fails the job: stop the others early
-			} else {
-				done[i] = true
-			}
-		}()
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
+	done, err := uploadAll(ctx, len(req.Files), g.cfg.Parallel, func(ctx context.Context, i int) (err error) {
+		out[i], err = g.uploadOne(ctx, bucket, names[i], req.Files[i], req.Warn)
+		return err
+	})
+	if err != nil {
 		g.rollback(ctx, bucket, names, done)
 		return nil, err
 	}
 	return out, nil
-}
-
-// firstError prefers a real failure over the cancellations it caused.
-func firstError(errs []error) error {
-	var cancelled error
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, context.Canceled) && cancelled == nil {
-			cancelled = err
-			continue
-		}
-		if !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return cancelled
 }
 
 // rollback deletes what a failed Upload created, so no job's partial set

@@ -48,7 +48,7 @@ func (g *GCS) uploadOne(ctx context.Context, bucket, name string, l Local, warn 
 		if attempts >= g.cfg.MaxAttempts || ctx.Err() != nil || !storage.ShouldRetry(err) {
 			break
 		}
-		log.Warn().Err(err).Int("attempt", attempts).Dur("retry_in", backoff).Msg("GCS upload failed; restarting it")
+		log.Warn().Err(err).Int("attempt", attempts).Int64("retry_in_ms", backoff.Milliseconds()).Msg("GCS upload failed; restarting it")
 		if werr := sleepCtx(ctx, backoff); werr != nil {
 			err = werr
 			break

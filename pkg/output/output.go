@@ -1,6 +1,7 @@
 // Package output delivers a job's output files: as base64 inside the
-// result, or (gcs.go) as Google Cloud Storage objects; and it renders the
-// result in the shapes existing clients expect.
+// result, as Google Cloud Storage objects (gcs.go) or as objects of an
+// S3-compatible store (s3.go); and it renders the result in the shapes
+// existing clients expect.
 package output
 
 import (
@@ -84,6 +85,7 @@ type File struct {
 	Base64      *Blob  `json:"base64,omitempty"`
 	URL         string `json:"url,omitempty"`
 	GCSPath     string `json:"gcs_path,omitempty"`
+	S3Path      string `json:"s3_path,omitempty"`
 	SignedURL   string `json:"signed_url,omitempty"`
 }
 
@@ -97,7 +99,7 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("the outputs are %.1f MB as base64, over the %.0f MB a RunPod result can carry: use \"output_mode\": \"gcs\" (with GCS_BUCKET set) to receive them as URLs",
+	return fmt.Sprintf("the outputs are %.1f MB as base64, over the %.0f MB a RunPod result can carry: use \"output_mode\": \"gcs\" or \"s3\" (with GCS or S3 set up on the endpoint) to receive them as URLs",
 		float64(e.Encoded)/1e6, float64(e.Limit)/1e6)
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -57,47 +56,5 @@ func TestBase64(t *testing.T) {
 	}
 	if want := `"output_mode": "gcs"`; !bytes.Contains([]byte(err.Error()), []byte(want)) {
 		t.Errorf("the error does not point to GCS: %v", err)
-	}
-}
-
-func TestShapes(t *testing.T) {
-	files := writeFiles(t, map[string]int{"p.png": 10, "a.png": 5})
-	enc, err := Base64(context.Background(), files, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := Result{VersionID: "v", OutputMode: "base64", Outputs: enc}
-	orig, err := Shape(FormatOriginal, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(orig)
-	want := `{"base64":"` + enc[0].Base64.String() + `","extension":".png","output_mode":"base64","size":5,"version_id":"v"}`
-	if enc[0].Type == "temp" {
-		want = `{"base64":"` + enc[1].Base64.String() + `","extension":".png","output_mode":"base64","size":5,"version_id":"v"}`
-	}
-	if string(b) != want {
-		t.Errorf("original shape:\n got %s\nwant %s", b, want)
-	}
-	wc, _ := Shape(FormatWorkerComfyUI, r)
-	b, _ = json.Marshal(wc)
-	var parsed struct {
-		Images []map[string]string `json:"images"`
-	}
-	json.Unmarshal(b, &parsed)
-	if len(parsed.Images) != 1 || parsed.Images[0]["type"] != "base64" || parsed.Images[0]["filename"] != "a.png" || len(parsed.Images[0]) != 3 {
-		t.Errorf("worker-comfyui shape: %s", b)
-	}
-	empty, _ := Shape(FormatWorkerComfyUI, Result{})
-	if b, _ := json.Marshal(empty); string(b) != `{"images":[],"status":"success_no_images"}` {
-		t.Errorf("empty worker-comfyui: %s", b)
-	}
-	gcs := Result{VersionID: "v", OutputMode: "gcs", Outputs: []File{{Filename: "x.mp4", Type: "output", Size: 7, URL: "https://storage.googleapis.com/b/o", GCSPath: "gs://b/o"}}}
-	orig, _ = Shape(FormatOriginal, gcs)
-	if b, _ := json.Marshal(orig); string(b) != `{"extension":".mp4","gcs_path":"gs://b/o","output_mode":"gcs","size":7,"url":"https://storage.googleapis.com/b/o","version_id":"v"}` {
-		t.Errorf("original gcs shape: %s", b)
-	}
-	if _, err := Shape("xml", r); err == nil || !ValidFormat("") || ValidFormat("xml") {
-		t.Error("unknown format accepted")
 	}
 }

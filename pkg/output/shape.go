@@ -1,6 +1,7 @@
 package output
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ const (
 	// {version_id, output_mode, base64|url+gcs_path, size, extension}.
 	FormatOriginal = "original"
 	// FormatWorkerComfyUI is RunPod worker-comfyui 5.x's shape:
-	// {images: [{filename, type: "base64"|"s3_url", data}]}.
+	// {images: [{filename, type: "base64"|"s3_url", data}], videos, errors}.
 	FormatWorkerComfyUI = "worker-comfyui"
 )
 
@@ -38,6 +39,9 @@ type Result struct {
 	// NodeTimings is each node's execution time, by node id.
 	NodeTimings map[string]float64 `json:"node_timings_ms,omitempty"`
 	Warnings    []string           `json:"warnings,omitempty"`
+	// NoOutputs is set when ComfyUI's history listed no output at all (as
+	// opposed to outputs that are not files).
+	NoOutputs bool `json:"-"`
 }
 
 // Text is a string a node showed instead of writing a file (a caption,
@@ -59,24 +63,33 @@ func Shape(format string, r Result) (any, error) {
 	case FormatOriginal:
 		return original(r)
 	case FormatWorkerComfyUI:
-		return workerComfyUI(r), nil
+		return workerComfyUI(r)
 	}
 	return nil, fmt.Errorf("unknown response_format %q: use %q, %q or %q", format, FormatDefault, FormatOriginal, FormatWorkerComfyUI)
 }
 
-// original renders the first non-temp output the way the original tool
-// returned its (single) output. Its clients read one file; the others are
-// listed in the default format only.
+// originalKinds are the history keys the original tool collected files
+// from; it skipped every other key.
+var originalKinds = map[string]bool{"images": true, "videos": true, "gifs": true, "video": true, "audio": true}
+
+// ErrNoArtifacts is the original tool's failure for a workflow that wrote
+// no file, in its words.
+var ErrNoArtifacts = errors.New("Workflow completed but produced no output artifacts")
+
+// original renders the first output the original tool would have
+// collected (not a preview, under one of its keys) in its keys. The
+// original concatenated every file into one blob; its clients read one
+// file, and the others are listed in the default format only.
 func original(r Result) (map[string]any, error) {
 	var f *File
 	for i := range r.Outputs {
-		if r.Outputs[i].Type != "temp" {
+		if r.Outputs[i].Type != "temp" && originalKinds[r.Outputs[i].Kind] {
 			f = &r.Outputs[i]
 			break
 		}
 	}
 	if f == nil {
-		return nil, fmt.Errorf("the workflow produced no output files")
+		return nil, ErrNoArtifacts
 	}
 	m := map[string]any{
 		"version_id":  r.VersionID,
@@ -84,17 +97,51 @@ func original(r Result) (map[string]any, error) {
 		"size":        f.Size,
 		"extension":   strings.ToLower(filepath.Ext(f.Filename)),
 	}
-	if f.Base64 != nil {
+	switch {
+	case f.Base64 != nil:
 		m["base64"] = f.Base64
-	} else if r.OutputMode == "base64" {
+	case r.OutputMode == ModeBase64:
 		m["base64"] = ""
-	} else {
+	case f.S3Path != "":
+		m["url"], m["s3_path"] = f.URL, f.S3Path
+	default:
 		m["url"], m["gcs_path"] = f.URL, f.GCSPath
-		if f.SignedURL != "" {
-			m["signed_url"] = f.SignedURL
-		}
+	}
+	if f.SignedURL != "" {
+		m["signed_url"] = f.SignedURL
 	}
 	return m, nil
+}
+
+// WCFailure is a result worker-comfyui reports as a failed job:
+// {"error": Error, "details": Details}.
+type WCFailure struct {
+	Message string
+	Details []string
+}
+
+func (e *WCFailure) Error() string { return e.Message }
+
+// WCJobFailed is worker-comfyui's error line when a job wrote nothing it
+// returns and something went wrong; the reasons are in the details.
+const WCJobFailed = "Job processing failed"
+
+// WCSection is where worker-comfyui's result lists an output file:
+// "images" for the images of the history's "images" key, "videos" for a
+// video file under any key, "" for what it leaves out (previews, audio,
+// GIFs and other files, texts).
+func WCSection(kind, filename, typ string) string {
+	if typ == "temp" {
+		return ""
+	}
+	ct := ContentType(filename)
+	switch {
+	case strings.HasPrefix(ct, "video/"):
+		return "videos"
+	case kind == "images" && !strings.HasPrefix(ct, "audio/"):
+		return "images"
+	}
+	return ""
 }
 
 type wcImage struct {
@@ -103,30 +150,46 @@ type wcImage struct {
 	Data     any    `json:"data"` // *Blob or a URL
 }
 
-// workerComfyUI renders worker-comfyui's images list; URLs use its
-// "s3_url" type name, which its clients test for.
-func workerComfyUI(r Result) map[string]any {
-	images := []wcImage{}
+// workerComfyUI renders worker-comfyui's result: images (and videos, as
+// its newer releases list them) with their content or URL, warnings as
+// "errors". With nothing to return it succeeds only when nothing went
+// wrong, as worker-comfyui does.
+func workerComfyUI(r Result) (map[string]any, error) {
+	images, videos := []wcImage{}, []wcImage{}
 	for _, f := range r.Outputs {
-		if f.Type == "temp" {
+		sec := WCSection(f.Kind, f.Filename, f.Type)
+		if sec == "" {
 			continue
 		}
-		if f.Base64 != nil {
-			images = append(images, wcImage{Filename: f.Filename, Type: "base64", Data: f.Base64})
-		} else {
+		e := wcImage{Filename: f.Filename, Type: "base64", Data: f.Base64}
+		if f.Base64 == nil {
 			url := f.SignedURL
 			if url == "" {
 				url = f.URL
 			}
-			images = append(images, wcImage{Filename: f.Filename, Type: "s3_url", Data: url})
+			e.Type, e.Data = "s3_url", url
+		}
+		if sec == "images" {
+			images = append(images, e)
+		} else {
+			videos = append(videos, e)
 		}
 	}
+	if len(images) == 0 && len(videos) == 0 {
+		switch {
+		case len(r.Warnings) > 0:
+			return nil, &WCFailure{Message: WCJobFailed, Details: r.Warnings}
+		case r.NoOutputs:
+			return nil, &WCFailure{Message: WCJobFailed, Details: []string{fmt.Sprintf("No outputs found in history for prompt %s.", r.PromptID)}}
+		}
+		return map[string]any{"images": images, "status": "success_no_images"}, nil
+	}
 	m := map[string]any{"images": images}
-	if len(images) == 0 {
-		m["status"] = "success_no_images"
+	if len(videos) > 0 {
+		m["videos"] = videos
 	}
 	if len(r.Warnings) > 0 {
 		m["errors"] = r.Warnings
 	}
-	return m
+	return m, nil
 }

@@ -4,6 +4,8 @@
 // which; they call a Func, which may be nil.
 package progress
 
+import "time"
+
 // Event is one progress report. Done and Total count Units; Total is 0 when
 // the size of the work is not known yet.
 type Event struct {
@@ -18,8 +20,14 @@ type Event struct {
 	Unit string
 	// Finished is set on the last event of an item, successful or not.
 	Finished bool
-	// Message is optional free text ("resuming at 1.2 GB", "cached").
+	// Message is optional free text ("resuming at 1.2 GB", "cached"). On
+	// a Finished event it is the outcome: "cached", "failed" and
+	// "interrupted" (the work was cancelled) mean what they say.
 	Message string
+	// Elapsed is, on a Finished event, how long the item took, when the
+	// producer knows; a display that saw no earlier event of the item
+	// could not tell.
+	Elapsed time.Duration
 }
 
 // Func consumes events. Implementations must be safe for concurrent use:

@@ -22,6 +22,9 @@ type Description struct {
 	Command     []string
 	Neutralised []Neutralised
 	Warnings    []string
+	// WithoutPip: the venv gets no pip and nothing is installed
+	// (options.skip_python).
+	WithoutPip bool
 }
 
 // Describe says how Install would run plan for a venv made now. It fails
@@ -31,6 +34,9 @@ func (in *Installer) Describe(ctx context.Context, plan Plan) (*Description, err
 	interp, err := in.Interpreter(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if in.cfg.WithoutPip {
+		return &Description{Interpreter: interp, SystemSitePackages: true, WithoutPip: true}, nil
 	}
 	tool, err := in.tool(in.cfg.SystemSitePackages)
 	if err != nil {
@@ -65,7 +71,7 @@ func (in *Installer) Describe(ctx context.Context, plan Plan) (*Description, err
 	if err != nil {
 		return nil, err
 	}
-	d.Command = append([]string{inv.program}, redact(inv.args)...)
+	d.Command = append([]string{inv.program}, redactArgs(inv.args)...)
 	d.Neutralised = inv.notes
 	d.Warnings = append(d.Warnings, inv.warnings...)
 	return d, nil
@@ -75,6 +81,11 @@ func (in *Installer) Describe(ctx context.Context, plan Plan) (*Description, err
 func (d *Description) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "python: %s\n", d.Interpreter)
+	if d.WithoutPip {
+		b.WriteString("  venv: <build>/.venv without pip, seeing the interpreter's own packages\n")
+		b.WriteString("  nothing to install: options.skip_python is on\n")
+		return b.String()
+	}
 	fmt.Fprintf(&b, "  venv: <build>/.venv, system site packages %v\n", d.SystemSitePackages)
 	fmt.Fprintf(&b, "  installer: %s (%s)\n", d.Tool.Name, d.Tool.Reason)
 	fmt.Fprintf(&b, "  packages from: %s\n", d.Source)

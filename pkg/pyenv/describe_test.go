@@ -23,7 +23,7 @@ func TestDescribe(t *testing.T) {
 	}{
 		{"pip offline with wheels", Config{UV: UVNever, Offline: true, WheelsDir: "/vol/wheels", PipCacheDir: "/vol/cache/pip"},
 			[]string{"installer: pip (uv disabled)", "packages from: wheels in /vol/wheels only", "cache: /vol/cache/pip",
-				"command: <build>/.venv/bin/python -m pip install", "--no-index --find-links /vol/wheels --cache-dir /vol/cache/pip -r " + core + " --index-url https://***@idx/simple onnx"}},
+				"command: <build>/.venv/bin/python -m pip install", "--no-index --find-links /vol/wheels --cache-dir /vol/cache/pip -r " + core + " --index-url https://REDACTED@idx/simple onnx"}},
 		{"uv when on PATH", Config{LookPath: uv},
 			[]string{"installer: uv (uv on PATH)", "command: /opt/bin/uv pip install --python <build>/.venv/bin/python -r " + core, "packages from: the package index"}},
 		{"pip for system site packages even with uv", Config{LookPath: uv, SystemSitePackages: true},

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
+
+	"github.com/runpod-comfy/worker/internal/proc"
+	"github.com/runpod-comfy/worker/internal/redact"
 )
 
 // tailLines is how much of a tool's output an InstallError keeps: enough
@@ -36,16 +36,13 @@ type outcome struct {
 	exitCode int
 }
 
-// run starts c in its own process group, so cancelling ctx kills pip and
-// anything it spawned (build backends, compilers), not just the leader.
+// run starts c under proc's policy: its own process group, so cancelling
+// ctx kills pip and anything it spawned (build backends, compilers), not
+// just the leader; and the parent-death signal, so a worker killed with
+// kill -9 leaves no pip writing into the venv a new realize takes over.
 func run(ctx context.Context, c command) (outcome, error) {
-	cmd := exec.CommandContext(ctx, c.name, c.args...)
+	cmd := proc.Command(ctx, c.name, c.args...)
 	cmd.Dir, cmd.Env = c.dir, c.env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A grandchild that escaped the group could hold the pipes open; do not
-	// wait for it forever.
-	cmd.WaitDelay = 5 * time.Second
 
 	col := &collector{onLine: c.onLine}
 	var stdout bytes.Buffer
@@ -56,7 +53,7 @@ func run(ctx context.Context, c command) (outcome, error) {
 	cmd.Stdout = out
 	cmd.Stderr = &lineWriter{stream: "stderr", col: col}
 
-	err := cmd.Run()
+	err := proc.Run(cmd)
 	cmd.Stdout.(*lineWriter).flush()
 	cmd.Stderr.(*lineWriter).flush()
 	res := outcome{stdout: stdout.Bytes(), tail: col.lines(), exitCode: -1}
@@ -151,14 +148,12 @@ func (w *lineWriter) flush() {
 	}
 }
 
-var userinfo = regexp.MustCompile(`://[^/@\s]+@`)
-
-// redact hides credentials in index URLs (https://user:token@host/simple)
-// before arguments reach a log or an error.
-func redact(args []string) []string {
+// redactArgs hides credentials in index URLs (https://user:token@host/simple,
+// ?token=) before arguments reach a log or an error.
+func redactArgs(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = userinfo.ReplaceAllString(a, "://***@")
+		out[i] = redact.URL(a)
 	}
 	return out
 }

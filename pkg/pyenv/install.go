@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
@@ -41,6 +42,9 @@ func (in *Installer) Install(ctx context.Context, venvDir string, plan Plan) err
 	if err != nil {
 		return err
 	}
+	if rec.WithoutPip {
+		return &ToolError{Msg: fmt.Sprintf("the venv %s has no pip (options.skip_python): nothing can be installed into it; turn skip_python off to install requirements", dir)}
+	}
 	tool, err := in.tool(rec.SystemSitePackages)
 	if err != nil {
 		return err
@@ -69,7 +73,7 @@ func (in *Installer) Install(ctx context.Context, venvDir string, plan Plan) err
 	for _, w := range inv.warnings {
 		log.Warn().Msg(w)
 	}
-	log.Info().Strs("args", redact(inv.args)).Msg("installing python requirements")
+	log.Info().Strs("args", redactArgs(inv.args)).Msg("installing python requirements")
 
 	item := filepath.Base(filepath.Dir(dir))
 	seen := int64(0)
@@ -82,10 +86,14 @@ func (in *Installer) Install(ctx context.Context, venvDir string, plan Plan) err
 			in.cfg.Progress.Report(progress.Event{Task: "pip", Item: item, Done: seen, Unit: "packages", Message: msg})
 		}
 	}
+	start := time.Now()
 	res, err := run(ctx, command{name: inv.program, args: inv.args, dir: filepath.Dir(dir), env: in.cfg.Env, onLine: onLine})
-	finished := progress.Event{Task: "pip", Item: item, Done: seen, Unit: "packages", Finished: true, Message: "installed"}
+	finished := progress.Event{Task: "pip", Item: item, Done: seen, Unit: "packages", Finished: true, Message: "installed", Elapsed: time.Since(start)}
 	if err != nil {
 		finished.Message = "failed"
+		if ctx.Err() != nil {
+			finished.Message = "interrupted"
+		}
 		in.cfg.Progress.Report(finished)
 		if ctx.Err() != nil {
 			return fmt.Errorf("install into %s: %w", dir, err)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/runpod-comfy/worker/internal/jsonx"
 )
 
 // probeTimeout bounds a Python start-up that should take milliseconds; a
@@ -163,7 +165,7 @@ func (in *Installer) probe(ctx context.Context, python, script string, args []st
 		return fmt.Errorf("%w: %s", err, strings.Join(res.tail, " | "))
 	}
 	if err := json.Unmarshal(res.stdout, v); err != nil {
-		return fmt.Errorf("unexpected output %q: %w", res.stdout, err)
+		return fmt.Errorf("unexpected output %q from %s: %s", res.stdout, python, jsonx.ErrorText(err))
 	}
 	return nil
 }

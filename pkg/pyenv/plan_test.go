@@ -151,7 +151,7 @@ func TestPrepareArgs(t *testing.T) {
 					t.Errorf("constraints %q", data)
 				}
 			}
-			if r := strings.Join(redact(got), " "); strings.Contains(r, "s3cret") {
+			if r := strings.Join(redactArgs(got), " "); strings.Contains(r, "s3cret") {
 				t.Errorf("redacted args keep the secret: %s", r)
 			}
 		})

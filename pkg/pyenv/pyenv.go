@@ -81,6 +81,11 @@ type Config struct {
 	// SystemSitePackages makes the venv see the base interpreter's
 	// packages, so a base image's torch is reused.
 	SystemSitePackages bool
+	// WithoutPip makes a venv for an interpreter that already has every
+	// package (options.skip_python): it sees the interpreter's packages
+	// whatever SystemSitePackages says, has no pip, and nothing is ever
+	// installed into it, so no index, wheel or ensurepip is needed.
+	WithoutPip bool
 	// KeepFromBase are the base packages that requirements may not replace
 	// when SystemSitePackages is on. Default DefaultKeepFromBase.
 	KeepFromBase []string
@@ -120,6 +125,9 @@ func New(cfg Config) *Installer {
 	}
 	if cfg.KeepFromBase == nil {
 		cfg.KeepFromBase = DefaultKeepFromBase
+	}
+	if cfg.WithoutPip {
+		cfg.SystemSitePackages = true
 	}
 	if cfg.LookPath == nil {
 		cfg.LookPath = exec.LookPath

@@ -30,6 +30,7 @@ type record struct {
 	Version            string    `json:"version"`
 	Tag                string    `json:"tag"`
 	SystemSitePackages bool      `json:"system_site_packages"`
+	WithoutPip         bool      `json:"without_pip,omitempty"`
 	Created            time.Time `json:"created"`
 }
 
@@ -79,7 +80,7 @@ func (in *Installer) EnsureVenv(ctx context.Context, buildDir string) (*Venv, er
 		v.Created = true
 	}
 	v.ID = rec.ID
-	if v.SystemSitePackages {
+	if v.SystemSitePackages && !in.cfg.WithoutPip {
 		if v.BasePins, err = in.basePins(ctx, v.Python); err != nil {
 			return nil, err
 		}
@@ -106,6 +107,8 @@ func (in *Installer) check(ctx context.Context, dir string, interp Interpreter) 
 		return rec, fmt.Sprintf("made from %s (%s), now %s (%s)", rec.Executable, rec.Tag, interp.Executable, interp.Tag)
 	case rec.SystemSitePackages != in.cfg.SystemSitePackages:
 		return rec, fmt.Sprintf("system_site_packages changed to %v", in.cfg.SystemSitePackages)
+	case rec.WithoutPip != in.cfg.WithoutPip:
+		return rec, fmt.Sprintf("skip_python changed to %v", in.cfg.WithoutPip)
 	}
 	var h struct {
 		Tag    string `json:"tag"`
@@ -123,7 +126,7 @@ print(json.dumps({"tag": sys.implementation.cache_tag, "in_venv": sys.prefix != 
 	if !h.InVenv || h.Tag != rec.Tag || !samePath(h.Prefix, dir) {
 		return rec, fmt.Sprintf("bin/python is not this venv's (prefix %s, tag %s)", h.Prefix, h.Tag)
 	}
-	if !h.HasPip {
+	if !h.HasPip && !rec.WithoutPip {
 		return rec, "pip is missing from the venv"
 	}
 	return rec, ""
@@ -139,7 +142,7 @@ func samePath(a, b string) bool {
 // renamed in, because venv bakes its location into files (activate,
 // pip's scripts); the record written last is what marks it finished.
 func (in *Installer) create(ctx context.Context, dir string, interp Interpreter, prompt string) (record, error) {
-	if !interp.HasPip {
+	if !interp.HasPip && !in.cfg.WithoutPip {
 		return record{}, &ToolError{Msg: fmt.Sprintf("python %s cannot create a venv with pip (no venv/ensurepip module): install python3-venv or choose another options.python", interp.Path)}
 	}
 	if err := removeVenv(dir); err != nil {
@@ -152,8 +155,8 @@ func (in *Installer) create(ctx context.Context, dir string, interp Interpreter,
 	if in.cfg.SystemSitePackages {
 		args = append(args, "--system-site-packages")
 	}
-	seed := len(interp.SeedWheels) > 0
-	if seed {
+	seed := len(interp.SeedWheels) > 0 && !in.cfg.WithoutPip
+	if seed || in.cfg.WithoutPip {
 		args = append(args, "--without-pip")
 	}
 	args = append(args, dir)
@@ -182,7 +185,7 @@ func (in *Installer) create(ctx context.Context, dir string, interp Interpreter,
 	rec := record{
 		ID: hex.EncodeToString(id), Requested: interp.Requested, Executable: interp.Executable,
 		Version: interp.Version, Tag: interp.Tag, SystemSitePackages: in.cfg.SystemSitePackages,
-		Created: time.Now().UTC(),
+		WithoutPip: in.cfg.WithoutPip, Created: time.Now().UTC(),
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {

@@ -108,6 +108,9 @@ func LockDigest(l *lock.Lock) string {
 func pythonInputs(l *lock.Lock) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "core %s\npython %q\nsystem-site %v\n", l.Comfy.Commit, l.Options.PythonOrDefault(), l.Options.SystemSitePackages)
+	if l.Options.SkipPython {
+		h.Write([]byte("skip-python\n")) // only when on: older markers stay valid
+	}
 	for _, n := range l.CustomNodes {
 		if n.InstallRequirements {
 			fmt.Fprintf(h, "node %s %s\n", n.Dir, n.Commit)

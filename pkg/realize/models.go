@@ -285,12 +285,11 @@ func (r *run) record(lm lock.Model, b models.Blob, link string) error {
 	return nil
 }
 
+// request asks for lm from its real sources: the lock file holds them
+// redacted, the spec's credentials come with the lock in memory.
 func request(lm lock.Model) models.Request {
-	var alts []string
-	if len(lm.Sources) > 1 {
-		alts = lm.Sources[1:]
-	}
-	return models.Request{Item: lm.Name, Source: lm.Source, Alternatives: alts, SHA256: lm.SHA256, Size: lm.Size}
+	srcs := lm.FetchSources()
+	return models.Request{Item: lm.Name, Source: srcs[0], Alternatives: srcs[1:], SHA256: lm.SHA256, Size: lm.Size}
 }
 
 func (r *run) fetch(ctx context.Context, reqs []models.Request) ([]models.Blob, error) {

@@ -75,7 +75,10 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 	} else {
 		p.Python = "unavailable: " + err.Error()
 	}
-	pyAction, pyDetail := "install", fmt.Sprintf("%d node requirement files, %d packages", len(plan.Nodes), len(plan.Packages))
+	pyAction, pyDetail := "install", units.Count(len(plan.Nodes), "node requirement file")+", "+units.Count(len(plan.Packages), "package")
+	if l.Options.SkipPython {
+		pyAction, pyDetail = "venv", "without pip, nothing installed (skip_python)"
+	}
 	if m.Python != "" && exists(r.path(pyenv.VenvDirName, "bin", "python")) {
 		if m.PythonInputs == pythonInputs(l) {
 			pyAction = "present"
@@ -99,14 +102,14 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 				}
 			}
 			if cfg.Models != nil {
-				if b, ok, _ := cfg.Models.Lookup(models.Request{Item: lm.Name, Source: lm.Source, SHA256: lm.SHA256, Size: lm.Size}); ok {
+				if b, ok, _ := cfg.Models.Lookup(request(lm)); ok {
 					add("models", lm.Name, "link", "cached blob -> "+target, b.Size)
 					continue
 				}
 			}
 			size := lm.Size
 			if size == 0 && cfg.Models != nil {
-				size = cfg.Models.LocalSize(lm.Source)
+				size = cfg.Models.LocalSize(lm.FetchSources()[0])
 			}
 			add("models", lm.Name, "download", models.RedactString(lm.Source)+" -> "+target, size)
 			if size > 0 {
@@ -145,7 +148,7 @@ func (p *Plan) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "python:\n  %s\n", p.Python)
 	fmt.Fprintf(w, "to download: %s", units.Bytes(p.DownloadBytes))
 	if p.UnknownSizes > 0 {
-		fmt.Fprintf(w, " + %d models of unknown size", p.UnknownSizes)
+		fmt.Fprintf(w, " + %s of unknown size", units.Count(p.UnknownSizes, "model"))
 	}
 	fmt.Fprintln(w)
 }

@@ -9,6 +9,7 @@ package realize
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -56,10 +57,10 @@ type Config struct {
 
 // Result reports what a realize did.
 type Result struct {
-	BuildDir string
+	BuildDir string `json:"build_dir"`
 	// NoOp is set when the build was already complete for this lock.
-	NoOp  bool
-	Steps []Step
+	NoOp  bool   `json:"no_op"`
+	Steps []Step `json:"steps"`
 }
 
 // Step is one step's outcome: Action is "kept" or "done".
@@ -67,7 +68,17 @@ type Step struct {
 	Name   string        `json:"name"`
 	Action string        `json:"action"`
 	Detail string        `json:"detail,omitempty"`
-	Took   time.Duration `json:"took_ns"`
+	Took   time.Duration `json:"-"`
+}
+
+// MarshalJSON gives the step's time in milliseconds, under a key that says
+// so, like every duration the worker prints.
+func (s Step) MarshalJSON() ([]byte, error) {
+	type plain Step
+	return json.Marshal(struct {
+		plain
+		TookMS int64 `json:"took_ms"`
+	}{plain(s), s.Took.Milliseconds()})
 }
 
 // Error is a failed step; the marker keeps the steps that completed.
@@ -240,14 +251,15 @@ func (r *run) phase(ctx context.Context, steps []step) []error {
 			if detail == "" {
 				action, detail = "kept", "unchanged"
 			}
-			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: time.Since(start)}
+			took := time.Since(start)
+			done[i] = &Step{Name: s.name, Action: action, Detail: detail, Took: took}
 		}()
 	}
 	wg.Wait()
 	for i, st := range done {
 		if st != nil && !(steps[i].quiet && st.Action == "kept") {
 			r.res.Steps = append(r.res.Steps, *st)
-			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Dur("took", st.Took).Msg("realize")
+			r.cfg.Logger.Info().Str("step", st.Name).Str("action", st.Action).Str("detail", st.Detail).Int64("took_ms", st.Took.Milliseconds()).Msg("realize")
 		}
 	}
 	return errs

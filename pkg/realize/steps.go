@@ -37,7 +37,7 @@ func (r *run) core(ctx context.Context) (string, error) {
 	}
 	staging := r.path(".core-staging")
 	os.RemoveAll(staging)
-	if err := r.cfg.Trees.Tree(ctx, r.lock.Comfy.Repo, r.lock.Comfy.Ref, want, staging); err != nil {
+	if err := r.cfg.Trees.Tree(ctx, r.lock.Comfy.FetchURL(), r.lock.Comfy.Ref, want, staging); err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(staging)
@@ -156,7 +156,7 @@ func (r *run) nodes(ctx context.Context) (string, error) {
 				return
 			}
 			defer func() { <-sem }()
-			if err := r.cfg.Trees.Tree(ctx, n.Repo.Repo, n.Ref, n.Commit, r.path("custom_nodes", n.Dir)); err != nil {
+			if err := r.cfg.Trees.Tree(ctx, n.Repo.FetchURL(), n.Ref, n.Commit, r.path("custom_nodes", n.Dir)); err != nil {
 				errs[k] = fmt.Errorf("custom node %s: %w", n.Name, err)
 				cancel()
 				return
@@ -208,7 +208,7 @@ func (r *run) pythonPlan() pyenv.Plan {
 			p.Nodes = append(p.Nodes, pyenv.NodeRequirements{Name: n.Name, Path: req})
 		}
 	}
-	p.Packages = r.lock.PythonPackages
+	p.Packages = r.lock.FetchPackages()
 	return p
 }
 
@@ -216,6 +216,7 @@ func (r *run) newInstaller() *pyenv.Installer {
 	pc := r.cfg.Python
 	pc.Python = r.lock.Options.PythonOrDefault()
 	pc.SystemSitePackages = r.lock.Options.SystemSitePackages
+	pc.WithoutPip = r.lock.Options.SkipPython
 	pc.Logger = r.cfg.Logger
 	if pc.Progress == nil {
 		pc.Progress = r.cfg.Progress
@@ -237,6 +238,9 @@ func (r *run) venv(ctx context.Context) (string, error) {
 
 func (r *run) python(ctx context.Context) (string, error) {
 	in, venv := r.installer, r.venvReady
+	if r.lock.Options.SkipPython {
+		return r.skipPython(venv)
+	}
 	plan := r.pythonPlan()
 	digest, err := in.PlanDigest(plan, venv)
 	if err != nil {
@@ -270,6 +274,20 @@ func (r *run) python(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprintf("%d packages with python %s", len(freeze), venv.Interpreter.Version), r.set(func(m *Marker) {
 		m.Python, m.PythonFreeze, m.Interpreter = digest, freeze, venv.Interpreter.Version
+		m.PythonInputs = pythonInputs(r.lock)
+	})
+}
+
+// skipPython is the Python step of options.skip_python: the venv (made
+// without pip, seeing the interpreter's packages) is all there is; no
+// requirement file is read and no pip runs, so no index is needed.
+func (r *run) skipPython(venv *pyenv.Venv) (string, error) {
+	digest := "skip " + venv.ID
+	if digest == r.marker.Python && !venv.Created {
+		return "", r.set(func(m *Marker) { m.PythonInputs = pythonInputs(r.lock) })
+	}
+	return fmt.Sprintf("skipped (skip_python): python %s with its own packages", venv.Interpreter.Version), r.set(func(m *Marker) {
+		m.Python, m.PythonFreeze, m.Interpreter = digest, nil, venv.Interpreter.Version
 		m.PythonInputs = pythonInputs(r.lock)
 	})
 }

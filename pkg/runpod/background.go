@@ -95,7 +95,7 @@ func (w *Worker) shutdownTimer(ctx, life context.Context, cancelJobs context.Can
 		return
 	case <-ctx.Done():
 	}
-	w.log.Info().Dur("grace", w.cfg.ShutdownGrace).Msg("shutting down: no more jobs are taken; the running job may finish")
+	w.log.Info().Int64("grace_ms", w.cfg.ShutdownGrace.Milliseconds()).Msg("shutting down: no more jobs are taken; the running job may finish")
 	t := time.NewTimer(w.cfg.ShutdownGrace)
 	defer t.Stop()
 	select {

@@ -61,7 +61,7 @@ func (w *Worker) runJob(ctx, jobsCtx, life context.Context, hj *heldJob) {
 		if res.Failed() {
 			ev = log.Warn().Str("error", res.Error)
 		}
-		ev.Dur("took", time.Since(start)).Bool("failed", res.Failed()).Msg("job finished")
+		ev.Int64("took_ms", time.Since(start).Milliseconds()).Bool("failed", res.Failed()).Msg("job finished")
 		if stopped && res.Failed() {
 			// RunPod has already ended the request; the SDK posts nothing.
 			log.Info().Msg("job was stopped by RunPod; no result is posted")
@@ -149,7 +149,7 @@ func (w *Worker) deliver(ctx context.Context, jobID string, body body, log zerol
 		if time.Until(deadline) <= d || ctx.Err() != nil {
 			return fmt.Errorf("gave up after %d attempts in %s: %w", attempt, w.cfg.ResultRetryFor, err)
 		}
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", d).Msg("result post failed; retrying")
+		log.Warn().Err(err).Int("attempt", attempt).Int64("retry_in_ms", d.Milliseconds()).Msg("result post failed; retrying")
 		sleep(ctx, d)
 	}
 }

@@ -193,11 +193,11 @@ func (w *Worker) takeLoop(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errTooManyRequests):
-			w.log.Warn().Dur("pause", w.cfg.TooManyRequestsDelay).Msg("job-take answered 429 Too Many Requests; pausing")
+			w.log.Warn().Int64("pause_ms", w.cfg.TooManyRequestsDelay.Milliseconds()).Msg("job-take answered 429 Too Many Requests; pausing")
 			sleep(ctx, w.cfg.TooManyRequestsDelay)
 		case err != nil:
 			d := b.next()
-			w.log.Warn().Err(err).Dur("retry_in", d).Msg("failed to get a job")
+			w.log.Warn().Err(err).Int64("retry_in_ms", d.Milliseconds()).Msg("failed to get a job")
 			sleep(ctx, d)
 		default:
 			b.reset()

@@ -108,6 +108,9 @@ func (d *decoder) decode(data []byte) (*Spec, error) {
 	if s.Options, err = d.options(top); err != nil {
 		return nil, err
 	}
+	if err := d.checkSkipPython(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -151,6 +154,12 @@ func (d *decoder) versionID(top *object) (string, error) {
 		return vid, nil
 	}
 	fileID := strings.TrimSuffix(filepath.Base(d.file), ".json")
+	if id, rev, ok := strings.Cut(fileID, "@"); ok && ValidID(id) && !ValidID(fileID) {
+		// A copy saved as <id>@<commit>.json (a file out of a repository's
+		// history): the part before '@' names the version.
+		d.warn("", "file name %q: the version id is %q; the part after '@' (%s) is ignored", filepath.Base(d.file), id, rev)
+		fileID = id
+	}
 	if !ValidID(fileID) {
 		return "", errf("", "invalid spec file name %q: the name is the version id, so use 1–64 letters, digits, '.', '_' or '-'", filepath.Base(d.file))
 	}
@@ -229,13 +238,22 @@ var schemeURL = regexp.MustCompile(`^(https?|ssh|git|file)://[^\s]+$`)
 var scpURL = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$`)
 
 func checkRepoURL(u string) error {
-	if schemeURL.MatchString(u) || scpURL.MatchString(u) {
+	if schemeURL.MatchString(u) {
+		if strings.HasPrefix(u, "file://") {
+			return nil
+		}
+		if err := checkHostPort(u); err != nil {
+			return fmt.Errorf("%q: %v", redactURL(u), err)
+		}
+		return nil
+	}
+	if scpURL.MatchString(u) {
 		return nil
 	}
 	if strings.HasPrefix(u, "/") && !strings.ContainsAny(u, " \t\n") {
 		return nil
 	}
-	return fmt.Errorf("%q is not a git URL: use https://host/owner/repo, git@host:owner/repo or file:///path", u)
+	return fmt.Errorf("%q is not a git URL: use https://host/owner/repo, git@host:owner/repo or file:///path", redactURL(u))
 }
 
 // checkRefName applies the parts of git-check-ref-format that matter for a
@@ -253,6 +271,25 @@ func checkRefName(ref string) error {
 	for _, r := range ref {
 		if r < 0x20 {
 			return fmt.Errorf("ref %q contains a control character", ref)
+		}
+	}
+	return nil
+}
+
+// checkSkipPython keeps options.skip_python honest: pip never runs, so
+// python_packages could not be installed, and requirements a node asks for
+// explicitly are not either (a warning says so).
+func (d *decoder) checkSkipPython(s *Spec) error {
+	if !s.Options.SkipPython {
+		return nil
+	}
+	if len(s.PythonPackages) > 0 {
+		return errf("options.skip_python", "is on, so nothing is installed, but python_packages lists %d entries: "+
+			"remove python_packages (and install them into the interpreter) or turn skip_python off", len(s.PythonPackages))
+	}
+	for i, n := range s.CustomNodes {
+		if n.InstallRequirements != nil && *n.InstallRequirements {
+			d.warn(index("custom_nodes", i)+".install_requirements", "node %q asks for its requirements, but options.skip_python installs nothing: the interpreter must already have them", n.Name)
 		}
 	}
 	return nil

@@ -177,12 +177,16 @@ func (d *decoder) model(v any, p string) (Model, error) {
 		if m.TargetSubdir != "" {
 			target = strings.TrimSuffix(m.TargetSubdir, "/") + "/" + m.Name
 		} else {
-			target = m.Name
-			d.warn(p, "no target_path or target_subdir: %q is placed at the top of the models directory", m.Name)
+			return m, errf(p, "no target_path or target_subdir: ComfyUI lists a model only in a folder of the models directory, by type; "+
+				"add \"target_subdir\": \"checkpoints\" (or loras, vae, ...) or \"target_path\": \"$MODELS_DIR/checkpoints/%s\"", m.Name)
 		}
 	}
 	if m.Target, err = ParseTarget(target); err != nil {
 		return m, errf(targetPath, "%v", err)
+	}
+	if m.Target.Root == ModelsRoot && m.Target.Folder() == "" {
+		return m, errf(targetPath, "%q is at the top of the models directory, where ComfyUI never lists it: "+
+			"put it in the folder of its type, e.g. \"$MODELS_DIR/checkpoints/%s\" (or loras/, vae/, ...)", target, path.Base(m.Target.Rel))
 	}
 	if path.Ext(target) == "" {
 		// ComfyUI lists only files with a model extension; a name taken
@@ -213,7 +217,7 @@ var knownSchemes = []string{"hf", "huggingface", "civitai", "http", "https", "gs
 
 func (d *decoder) checkSource(src, p string) error {
 	if strings.ContainsAny(src, " \t\n\r\x00") {
-		return errf(p, "source %q contains whitespace", src)
+		return errf(p, "source %q contains whitespace", redactURL(src))
 	}
 	scheme, rest, hasScheme := strings.Cut(src, "://")
 	if !hasScheme {
@@ -223,7 +227,13 @@ func (d *decoder) checkSource(src, p string) error {
 		return errf(p, "unsupported source scheme %q: use hf://, civitai://, https://, gs:// or file://", scheme+"://")
 	}
 	if rest == "" || strings.Trim(rest, "./…") == "" || strings.HasPrefix(rest, "<") {
-		d.warn(p, "source %q looks like a documentation placeholder: realize will fail until it names a real file", src)
+		d.warn(p, "source %q looks like a documentation placeholder: realize will fail until it names a real file", redactURL(src))
+		return nil
+	}
+	if s := strings.ToLower(scheme); s == "http" || s == "https" {
+		if err := checkHostPort(src); err != nil {
+			return errf(p, "source %q: %v", redactURL(src), err)
+		}
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ func envMap(top *object) (map[string]string, error) {
 	return env, nil
 }
 
-var optionKeys = []string{"offline", "skip_models", "python", "system_site_packages", "install_requirements", "comfy_args"}
+var optionKeys = []string{"offline", "skip_models", "skip_python", "python", "system_site_packages", "install_requirements", "comfy_args"}
 
 func (d *decoder) options(top *object) (Options, error) {
 	var opts Options
@@ -133,6 +133,8 @@ func (d *decoder) options(top *object) (Options, error) {
 			opts.Offline, err = boolish(val, p)
 		case "skip_models":
 			opts.SkipModels, err = boolish(val, p)
+		case "skip_python":
+			opts.SkipPython, err = boolish(val, p)
 		case "system_site_packages":
 			opts.SystemSitePackages, err = boolish(val, p)
 		case "install_requirements":

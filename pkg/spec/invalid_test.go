@@ -29,7 +29,7 @@ func TestDecodeInvalid(t *testing.T) {
 		{"unknown top key", withTop(`"custom_node": []`), "custom_node", `did you mean "custom_nodes"`},
 		{"unknown comfy key", `{"schema_version": 2, "version_id": "v", "comfy": {"repo": "https://x.org/a/b", "branch": "m"}}`, "comfy.branch", "unknown key"},
 		{"unknown node key", withNode(`{"repo": "https://github.com/a/b", "sha": "x"}`), "custom_nodes[0].sha", "unknown key"},
-		{"unknown model key", withModel(`{"source": "hf://a/b/c", "target_path": "c", "sha256": "x"}`), "models[0].sha256", "unknown key"},
+		{"unknown model key", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "sha256": "x"}`), "models[0].sha256", "unknown key"},
 		{"unknown options key", withTop(`"options": {"offline": true, "gpu": "a100"}`), "options.gpu", "unknown key"},
 		{"duplicate key", withTop(`"env": {"A": "1", "A": "2"}`), "env.A", "duplicate key"},
 		{"missing schema_version", `{"version_id": "v", "comfy": {"repo": "https://x.org/a/b"}}`, "schema_version", "required"},
@@ -62,18 +62,27 @@ func TestDecodeInvalid(t *testing.T) {
 		{"absolute target", withModel(`{"source": "hf://a/b/c", "target_path": "/etc/cron.d/x"}`), "models[0].target_path", "absolute"},
 		{"subdir escapes", withModel(`{"source": "hf://a/b/c", "name": "c", "target_subdir": "../x"}`), "models[0].name", "escapes"},
 		{"path and target_path disagree", withModel(`{"source": "hf://a/b/c", "target_path": "a/c", "path": "b/c"}`), "models[0].path", "disagrees"},
-		{"bad checksum hex", withModel(`{"source": "hf://a/b/c", "target_path": "c", "checksum": "sha256:xyz"}`), "models[0].checksum", "malformed sha256"},
-		{"short checksum", withModel(`{"source": "hf://a/b/c", "target_path": "c", "checksum": "abc123"}`), "models[0].checksum", "64 hex"},
-		{"md5 checksum", withModel(`{"source": "hf://a/b/c", "target_path": "c", "checksum": "md5:d41d8cd98f00b204e9800998ecf8427e"}`), "models[0].checksum", "not supported"},
-		{"unknown checksum algo", withModel(`{"source": "hf://a/b/c", "target_path": "c", "checksum": "crc32:abcd"}`), "models[0].checksum", "unknown checksum algorithm"},
-		{"conflicting checksums", withModel(`{"source": "hf://a/b/c", "target_path": "c", "checksum": "` + hexA + `"}, {"source": "https://h/c", "target_path": "$MODELS_DIR/c", "checksum": "sha256:` + hexB + `"}`), "models[1]", "different checksums"},
-		{"negative size", withModel(`{"source": "hf://a/b/c", "target_path": "c", "size": -1}`), "models[0].size", "non-negative"},
+		{"bad checksum hex", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "checksum": "sha256:xyz"}`), "models[0].checksum", "malformed sha256"},
+		{"short checksum", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "checksum": "abc123"}`), "models[0].checksum", "64 hex"},
+		{"md5 checksum", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "checksum": "md5:d41d8cd98f00b204e9800998ecf8427e"}`), "models[0].checksum", "not supported"},
+		{"unknown checksum algo", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "checksum": "crc32:abcd"}`), "models[0].checksum", "unknown checksum algorithm"},
+		{"conflicting checksums", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "checksum": "` + hexA + `"}, {"source": "https://h/c", "target_path": "$MODELS_DIR/loras/c", "checksum": "sha256:` + hexB + `"}`), "models[1]", "different checksums"},
+		{"negative size", withModel(`{"source": "hf://a/b/c", "target_path": "loras/c", "size": -1}`), "models[0].size", "non-negative"},
+		{"model without target", withModel(`{"source": "hf://a/b/c.safetensors"}`), "models[0]", `"target_subdir": "checkpoints"`},
+		{"target at top of models dir", withModel(`{"source": "hf://a/b/c", "target_path": "$MODELS_DIR/c.safetensors"}`), "models[0].target_path", "folder of its type"},
+		{"relative target without folder", withModel(`{"source": "hf://a/b/c", "target_path": "c.safetensors"}`), "models[0].target_path", "never lists it"},
+		{"source with empty port", withModel(`{"source": "http://host:/x.bin", "target_subdir": "loras"}`), "models[0].source", "empty port"},
+		{"source port out of range", withModel(`{"source": "https://host:99999/x.bin", "target_subdir": "loras"}`), "models[0].source", "1 to 65535"},
+		{"source without host", withModel(`{"source": "https://:8080/x.bin", "target_subdir": "loras"}`), "models[0].source", "no host"},
+		{"repo with empty port", withNode(`{"repo": "http://host:/o/r"}`), "custom_nodes[0].repo", "empty port"},
 		{"python_packages not strings", withTop(`"python_packages": ["a", 2]`), "python_packages[1]", "want a pip requirement"},
 		{"python_packages a string", withTop(`"python_packages": "numpy"`), "python_packages", "want a list"},
 		{"env value not a string", withTop(`"env": {"A": 1}`), "env.A", "want a string"},
 		{"env bad name", withTop(`"env": {"A-B": "1"}`), "env.A-B", "invalid environment variable"},
 		{"options.offline junk", withTop(`"options": {"offline": "maybe"}`), "options.offline", "want a boolean"},
 		{"options.python empty", withTop(`"options": {"python": ""}`), "options.python", "interpreter"},
+		{"skip_python with python_packages", withTop(`"options": {"skip_python": true}, "python_packages": ["onnx"]`), "options.skip_python", "remove python_packages"},
+		{"skip_python junk", withTop(`"options": {"skip_python": "sometimes"}`), "options.skip_python", "want a boolean"},
 		{"options.comfy_args not list", withTop(`"options": {"comfy_args": "--lowvram"}`), "options.comfy_args", "want a list"},
 	}
 	seen := map[string]bool{}
@@ -150,5 +159,39 @@ func TestModelWithoutExtensionWarns(t *testing.T) {
 		if warned != tc.warn {
 			t.Errorf("%s: warned %v, want %v (%v)", tc.model, warned, tc.warn, s.Warnings)
 		}
+	}
+}
+
+// TestErrorsHideURLCredentials: a spec error quoting a URL never repeats
+// a token or password written into it.
+func TestErrorsHideURLCredentials(t *testing.T) {
+	cases := []struct{ name, doc, secret string }{
+		{"source query token", withModel(`{"source": "http://host:/x.bin?token=s3cr3t-tok", "target_subdir": "loras"}`), "s3cr3t-tok"},
+		{"source user info", withModel(`{"source": "https://bob:pa55word@host:0/x.bin", "target_subdir": "loras"}`), "pa55word"},
+		{"repo user info", withNode(`{"repo": "https://ghp_t0ken@host:/o/r"}`), "ghp_t0ken"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.doc), "versions/v.json")
+			if err == nil {
+				t.Fatal("decoded without error")
+			}
+			if strings.Contains(err.Error(), tc.secret) || !strings.Contains(err.Error(), "REDACTED") {
+				t.Fatalf("error %q shows the secret or no REDACTED mark", err)
+			}
+		})
+	}
+}
+
+func TestSkipPythonOption(t *testing.T) {
+	s, err := Decode([]byte(withTop(`"options": {"skip_python": "yes"}, "custom_nodes": [{"repo": "https://github.com/a/n", "install_requirements": true}]`)), "versions/v.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Options.SkipPython {
+		t.Fatal("skip_python not read")
+	}
+	if len(s.Warnings) != 1 || s.Warnings[0].Path != "custom_nodes[0].install_requirements" || !strings.Contains(s.Warnings[0].Msg, "installs nothing") {
+		t.Fatalf("warnings %v: want one saying the node's requirements are not installed", s.Warnings)
 	}
 }

@@ -87,8 +87,11 @@ func (m Model) Source() string { return m.Sources[0] }
 
 // Options are the spec's options object.
 type Options struct {
-	Offline             bool     `json:"offline"`
-	SkipModels          bool     `json:"skip_models"`
+	Offline    bool `json:"offline"`
+	SkipModels bool `json:"skip_models"`
+	// SkipPython installs nothing: ComfyUI runs with the interpreter's own
+	// packages (a base image that has them all, an air-gapped host).
+	SkipPython          bool     `json:"skip_python,omitempty"`
 	Python              string   `json:"python,omitempty"`
 	SystemSitePackages  bool     `json:"system_site_packages,omitempty"`
 	InstallRequirements *bool    `json:"install_requirements,omitempty"`

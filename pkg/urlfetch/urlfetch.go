@@ -326,6 +326,6 @@ func (f *Fetcher) Download(ctx context.Context, raw, dst string) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	f.log.Debug().Str("url", Redact(raw)).Int64("bytes", n).Dur("took", time.Since(start)).Msg("fetched URL input")
+	f.log.Debug().Str("url", Redact(raw)).Int64("bytes", n).Int64("took_ms", time.Since(start).Milliseconds()).Msg("fetched URL input")
 	return n, nil
 }

@@ -28,6 +28,9 @@ type NewSpec struct {
 	ModelFiles []string
 	// File is where the spec will be written (named in errors).
 	File string
+	// SystemSitePackages lets the venv see the interpreter's packages: the
+	// recommended image's torch (several GB) is then used, not installed.
+	SystemSitePackages bool
 }
 
 // Create assembles a new spec from req and pins every ref to a commit, so
@@ -39,7 +42,7 @@ func (m *Manager) Create(ctx context.Context, req NewSpec) (*spec.Spec, error) {
 	if req.Repo == "" && req.Snapshot == "" {
 		return nil, &InputError{fmt.Sprintf("--repo is required (e.g. --repo %s@master), unless --from-snapshot gives the core commit", OfficialComfyRepo)}
 	}
-	s := &spec.Spec{ID: req.ID, Env: map[string]string{}}
+	s := &spec.Spec{ID: req.ID, Env: map[string]string{}, Options: spec.Options{SystemSitePackages: req.SystemSitePackages}}
 	if req.Repo != "" {
 		url, ref := spec.ParseRepoRef(req.Repo)
 		s.Comfy = spec.Repo{URL: url, Ref: ref}

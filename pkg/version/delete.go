@@ -80,7 +80,14 @@ func (m *Manager) Delete(ctx context.Context, id string, opts DeleteOptions) ([]
 		}
 		out = append(out, Removal{"spec", p, true})
 	}
-	return out, nil
+	for _, r := range out {
+		if r.Removed {
+			return out, nil
+		}
+	}
+	// As `docker rm` and `kubectl delete` do: deleting what is not there
+	// is an error, so a misspelt id does not look like success.
+	return out, fmt.Errorf("delete %s: nothing to delete: there is no build at %s and no lock", id, dir)
 }
 
 // checkBuildOf refuses to delete a directory that is not id's build: one

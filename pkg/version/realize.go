@@ -83,6 +83,7 @@ func (m *Manager) realizeConfig(s *spec.Spec, l *lock.Lock, also progress.Func, 
 	}
 	mc := models.Config{
 		Root: layout.Root, HFToken: m.cfg.HFToken, CivitaiToken: m.cfg.CivitaiToken, Offline: offline,
+		HFEndpoint: m.cfg.HFEndpoint, CivitaiEndpoint: m.cfg.CivitaiEndpoint,
 		BufferedWrites: m.cfg.BufferedModelWrites, Logger: m.log, Progress: report,
 	}
 	var err error

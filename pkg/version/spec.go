@@ -3,6 +3,9 @@ package version
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/spec"
@@ -23,6 +26,41 @@ func (m *Manager) Load(id string) (*spec.Spec, error) {
 	}
 	m.LogWarnings(s.File, s.Warnings)
 	return s, nil
+}
+
+// LoadArg is Load for a command-line argument, which may also be the path
+// of a spec file (it holds a '/' or names an existing *.json file), as the
+// original tool's users pass them. The file's name is the version id.
+func (m *Manager) LoadArg(arg string) (*spec.Spec, error) {
+	if !isSpecPath(arg) {
+		return m.Load(arg)
+	}
+	s, err := spec.LoadFile(arg)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &InputError{fmt.Sprintf("no spec file %s: give a version id (versions/<id>.json) or the path of a spec file", arg)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSources(s); err != nil {
+		return nil, err
+	}
+	if p, err := m.Find(s.ID); err != nil || !sameFile(p, arg) {
+		m.log.Warn().Str("file", arg).Str("version_id", s.ID).
+			Msgf("using a spec outside the spec directories: its id is %s (from the file name); workers find it only at versions/%s.json", s.ID, s.ID)
+	}
+	m.LogWarnings(s.File, s.Warnings)
+	return s, nil
+}
+
+func isSpecPath(arg string) bool {
+	return strings.ContainsRune(arg, filepath.Separator) || (strings.HasSuffix(arg, ".json") && !spec.ValidID(arg))
+}
+
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // LogWarnings logs what a spec (or a file read for one) warned about.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
@@ -26,9 +27,10 @@ type Validation struct {
 	Env         map[string]int `json:"env_keys"`
 }
 
-// Validate loads id's spec, pins it in its lock and reports the result.
-func (m *Manager) Validate(ctx context.Context, id string, opts LockOptions) (*Validation, error) {
-	s, err := m.Load(id)
+// Validate loads a spec (an id or a file, as LoadArg takes them), pins it
+// in its lock and reports the result.
+func (m *Manager) Validate(ctx context.Context, arg string, opts LockOptions) (*Validation, error) {
+	s, err := m.LoadArg(arg)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +78,7 @@ func (p *Validation) WriteText(w io.Writer) {
 		}
 		extra := ""
 		if n := len(m.Sources); n > 1 {
-			extra = fmt.Sprintf(", %d sources", n)
+			extra = ", " + units.Count(n, "source")
 		}
 		fmt.Fprintf(w, "  - %s -> %s (%s%s)\n", m.Name, m.TargetPath, digest, extra)
 	}

@@ -56,7 +56,11 @@ type Config struct {
 
 	HFToken      string
 	CivitaiToken string
-	GitRewrites  []gitsrc.Rewrite
+	// HFEndpoint and CivitaiEndpoint serve hf:// and civitai:// sources
+	// from a mirror; empty means the public services.
+	HFEndpoint      string
+	CivitaiEndpoint string
+	GitRewrites     []gitsrc.Rewrite
 	// BufferedModelWrites keeps model downloads in the page cache even on a
 	// local disk.
 	BufferedModelWrites bool

@@ -6,6 +6,7 @@ package progressui
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -67,14 +68,6 @@ func (r *rate) update(now time.Time, done int64) {
 	r.last, r.lastDone = now, done
 }
 
-func (r *rate) average(now time.Time, done int64) float64 {
-	dt := now.Sub(r.start).Seconds()
-	if dt <= 0 || done < r.startDone {
-		return 0
-	}
-	return float64(done-r.startDone) / dt
-}
-
 // eta is -1 when unknown.
 func eta(done, total int64, bps float64) time.Duration {
 	if total <= 0 || bps <= 0 || done > total {
@@ -116,6 +109,7 @@ func (l *LogReporter) Report(e progress.Event) {
 	now := l.now()
 	key := e.Task + "\x00" + e.Item
 	r := l.items[key]
+	fresh := r == nil
 	if r == nil {
 		r = newRate(now, e.Done)
 		l.items[key] = r
@@ -133,12 +127,7 @@ func (l *LogReporter) Report(e progress.Event) {
 	}
 	if e.Finished {
 		delete(l.items, key)
-		ev := l.log.Info().Str("task", e.Task).Str("item", e.Item).Str("result", e.Message)
-		if e.Unit == "bytes" {
-			ev = ev.Int64("bytes", e.Done).Str("size", units.Bytes(e.Done)).
-				Str("avg_rate", units.Bytes(int64(r.average(now, e.Done)))+"/s")
-		}
-		ev.Dur("elapsed", now.Sub(r.start).Round(time.Millisecond)).Msg(e.Task + " finished")
+		l.finished(e, r, fresh, now)
 		return
 	}
 	if e.Message != "" && now.Sub(r.last) < l.interval {
@@ -165,6 +154,35 @@ func (l *LogReporter) Report(e progress.Event) {
 		ev = ev.Str("note", e.Message)
 	}
 	ev.Msg(e.Task + " progress")
+}
+
+// finished logs an item's last line. The time it took is the producer's
+// when it says, else the time since its first event here. avg_rate is the
+// bytes moved in that time; it is left out when nothing was moved (a
+// cache hit, a failure) or the time is unknown, rather than shown as 0 B/s.
+func (l *LogReporter) finished(e progress.Event, r *rate, fresh bool, now time.Time) {
+	elapsed := now.Sub(r.start)
+	moved := e.Done - r.startDone
+	if fresh {
+		elapsed, moved = 0, e.Done
+	}
+	if e.Elapsed > 0 {
+		elapsed = e.Elapsed
+	}
+	ev := l.log.Info().Str("task", e.Task).Str("item", e.Item).Str("result", e.Message)
+	if e.Unit == "bytes" {
+		ev = ev.Int64("bytes", e.Done).Str("size", units.Bytes(e.Done))
+		if moved > 0 && elapsed > 0 && e.Message != "cached" && e.Message != "failed" && e.Message != "interrupted" {
+			bps := float64(moved) / elapsed.Seconds()
+			ev = ev.Int64("avg_rate_bps", int64(bps)).Str("avg_rate", units.Bytes(int64(math.Max(bps, 1)))+"/s")
+		}
+	} else if e.Done > 0 {
+		ev = ev.Int64("done", e.Done)
+	}
+	if elapsed > 0 {
+		ev = ev.Int64("elapsed_ms", elapsed.Milliseconds())
+	}
+	ev.Msg(e.Task + " finished")
 }
 
 // Close stops reporting.

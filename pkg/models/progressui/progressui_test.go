@@ -149,7 +149,8 @@ func TestBars(t *testing.T) {
 	b.Report(progress.Event{Task: "download", Item: "late", Done: 1})
 
 	out := buf.String()
-	for _, want := range []string{"checkpoints/model-0.safetensors", "64.0 MiB / 64.0 MiB", "vae/cached.safetensors: cached"} {
+	for _, want := range []string{"checkpoints/model-0.safetensors", "download checkpoints/model-3.safetensors failed",
+		"done: 3 downloaded (192.0 MiB), 1 cached, 1 failed, 1 interrupted"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -173,5 +174,52 @@ func TestAutoPicksLogLinesWhenNotATerminal(t *testing.T) {
 	defer r.Close()
 	if _, ok := r.(*LogReporter); !ok {
 		t.Errorf("Auto on a file = %T, want *LogReporter", r)
+	}
+}
+
+// TestLogReporterFinishedLine: a finished download's line never says
+// 0 B/s: a cache hit or a failure has no avg_rate, a download seen only at
+// its end takes its time from the event, and durations are whole
+// milliseconds under a key that says so.
+func TestLogReporterFinishedLine(t *testing.T) {
+	const mib = 1 << 20
+	cases := []struct {
+		name     string
+		events   []progress.Event
+		wantRate string // "" means no avg_rate field
+		wantMS   float64
+	}{
+		{"cache hit", []progress.Event{{Task: "download", Item: "x", Done: 5 * mib, Total: 5 * mib, Unit: "bytes", Finished: true, Message: "cached", Elapsed: 2 * time.Millisecond}},
+			"", 2},
+		{"quick download seen only at its end", []progress.Event{{Task: "download", Item: "x", Done: 8 * mib, Total: 8 * mib, Unit: "bytes", Finished: true, Message: "downloaded", Elapsed: 2 * time.Second}},
+			"4.0 MiB/s", 2000},
+		{"failure", []progress.Event{{Task: "download", Item: "x", Done: 0, Unit: "bytes", Finished: true, Message: "failed", Elapsed: time.Second}},
+			"", 1000},
+		{"end without a time", []progress.Event{{Task: "download", Item: "x", Done: 8 * mib, Unit: "bytes", Finished: true, Message: "downloaded"}},
+			"", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuffer
+			l := NewLogReporter(zerolog.New(&buf), time.Second)
+			for _, e := range tc.events {
+				l.Report(e)
+			}
+			lines := logLines(t, buf.String())
+			f := lines[len(lines)-1]
+			if f["message"] != "download finished" {
+				t.Fatalf("last line %v", f)
+			}
+			rate, hasRate := f["avg_rate"]
+			if (tc.wantRate == "") == hasRate || (hasRate && rate != tc.wantRate) {
+				t.Errorf("avg_rate = %v (present %v), want %q", rate, hasRate, tc.wantRate)
+			}
+			if ms, _ := f["elapsed_ms"].(float64); ms != tc.wantMS {
+				t.Errorf("elapsed_ms = %v, want %v", f["elapsed_ms"], tc.wantMS)
+			}
+			if _, bare := f["elapsed"]; bare {
+				t.Error("a duration without its unit in the key")
+			}
+		})
 	}
 }
