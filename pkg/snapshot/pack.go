@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -80,70 +79,17 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts PackOptions) (Stats
 		return st, err
 	}
 	st.Entries++
-	buf := make([]byte, 1<<20)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == metaName {
-			return nil
-		}
-		if opts.Skip != nil && opts.Skip(rel, d) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr := &tar.Header{Name: rel, Mode: int64(fi.Mode().Perm()), ModTime: fi.ModTime().Truncate(time.Second)}
-		switch {
-		case fi.IsDir():
-			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
-		case fi.Mode().IsRegular() && opts.Link != nil && opts.Link(rel, d):
-			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, rel
-			hdr.PAXRecords = map[string]string{linkRecord: "1"}
-			st.Links++
-		case fi.Mode().IsRegular():
-			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
-		default:
-			return nil // sockets, fifos, devices: nothing a build needs
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
-		st.Entries++
-		if hdr.Typeflag != tar.TypeReg {
-			return nil
-		}
-		if err := copyFile(tw, p, fi.Size(), buf); err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
-		st.Files++
-		st.Content += fi.Size()
-		return nil
-	})
+	entries, err := list(ctx, dir, opts)
 	if err != nil {
 		return st, fmt.Errorf("pack %s: %w", dir, err)
+	}
+	ra := startReadAhead(ctx, entries)
+	defer ra.stop()
+	buf := make([]byte, 1<<20)
+	for i, e := range entries {
+		if err := packEntry(ctx, tw, ra, i, e, buf, &st); err != nil {
+			return st, fmt.Errorf("pack %s: %s: %w", dir, e.rel, err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return st, err
@@ -162,6 +108,48 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts PackOptions) (Stats
 	return st, nil
 }
 
+// packEntry writes entry i: its header, and a file's content, read ahead
+// (small files) or streamed here (large ones).
+func packEntry(ctx context.Context, tw *tar.Writer, ra *readAhead, i int, e *entry, buf []byte, st *Stats) error {
+	hdr := &tar.Header{Name: e.rel, Mode: int64(e.mode.Perm()), ModTime: e.mtime.Truncate(time.Second)}
+	switch {
+	case e.mode.IsDir():
+		hdr.Typeflag, hdr.Name = tar.TypeDir, e.rel+"/"
+	case e.mode&fs.ModeSymlink != 0:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.target
+	case e.link:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.rel
+		hdr.PAXRecords = map[string]string{linkRecord: "1"}
+		st.Links++
+	default:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, e.size
+	}
+	var data []byte
+	if _, small := ra.slots[i]; small {
+		var err error
+		if data, err = ra.take(ctx, i); err != nil {
+			return err
+		}
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	st.Entries++
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	if data != nil || e.size == 0 {
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	} else if err := copyFile(tw, e.path, e.size, buf); err != nil {
+		return err
+	}
+	st.Files++
+	st.Content += e.size
+	return nil
+}
+
 // copyFile copies exactly size bytes of p into tw: a file that changed
 // size since it was listed is an error, not a short or long entry.
 func copyFile(tw *tar.Writer, p string, size int64, buf []byte) error {
@@ -170,7 +158,7 @@ func copyFile(tw *tar.Writer, p string, size int64, buf []byte) error {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(tw, io.LimitReader(f, size), buf)
+	n, err := io.CopyBuffer(tw, io.LimitReader(f, size+1), buf)
 	if err != nil {
 		return err
 	}

@@ -202,21 +202,31 @@ func TestPublishOnce(t *testing.T) {
 	}
 }
 
-// TestPackRefusesAFileThatShrinks: a build changed under the packer makes
-// an error, not a snapshot with a short entry.
-func TestPackRefusesAFileThatShrinks(t *testing.T) {
-	f := newFixture(t)
-	big := filepath.Join(f.build, "big.bin")
-	opts := packOpts("k1")
-	link := opts.Link
-	opts.Link = func(rel string, d fs.DirEntry) bool {
-		if rel == "big.bin" {
-			os.Truncate(big, 10) // after it was listed, before it is read
-		}
-		return link(rel, d)
+// TestPackRefusesAFileThatChanged: a file whose size is not the one it
+// was listed with (the build changed under the packer) is an error, not a
+// snapshot with a short or long entry; small files are read ahead, large
+// ones streamed, and both check.
+func TestPackRefusesAFileThatChanged(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, os.WriteFile(p, []byte("0123456789"), 0o644))
+	d, err := os.Open(dir)
+	must(t, err)
+	defer d.Close()
+	readExactly := func(_ string, size int64) ([]byte, error) {
+		return readExactly(int(d.Fd()), &entry{name: "f", path: p, size: size})
 	}
-	w := &bytes.Buffer{}
-	if _, err := Pack(context.Background(), f.build, w, opts); err == nil || !strings.Contains(err.Error(), "changed while packed") {
-		t.Fatalf("Pack = %v; want an error naming the changed file", err)
+	for _, listed := range []int64{5, 20} {
+		if _, err := readExactly(p, listed); err == nil || !strings.Contains(err.Error(), "changed while packed") {
+			t.Errorf("read ahead, listed with %d bytes: %v", listed, err)
+		}
+		tw := tar.NewWriter(&bytes.Buffer{})
+		tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Size: listed})
+		if err := copyFile(tw, p, listed, make([]byte, 4)); err == nil {
+			t.Errorf("streamed, listed with %d bytes: no error", listed)
+		}
+	}
+	if data, err := readExactly(p, 10); err != nil || string(data) != "0123456789" {
+		t.Errorf("unchanged file: %q, %v", data, err)
 	}
 }

@@ -53,7 +53,7 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 	if err != nil {
 		return nil, err
 	}
-	res, key, err := m.realize(ctx, s, l, p)
+	res, key, err := m.realize(ctx, s, l, p, false)
 	if err != nil {
 		return nil, err
 	}

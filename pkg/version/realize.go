@@ -18,14 +18,19 @@ import (
 // even make the lock in (a read-only volume with everything built) is
 // realized without it, as no gc can run there either. Progress goes to the
 // configured display and to p.
+//
+// The build's snapshot is packed when the realize changed the build, or
+// when the build has none (a build of an earlier release).
 func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func) (*realize.Result, error) {
-	res, _, err := m.realize(ctx, s, l, p)
+	res, _, err := m.realize(ctx, s, l, p, true)
 	return res, err
 }
 
 // realize is Realize, also returning the build's key ("" when it has no
-// snapshot).
-func (m *Manager) realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func) (*realize.Result, string, error) {
+// snapshot). A job's realize (always false) does not pack a build it did
+// not change: the worker packs it while it copies it, in one pass over
+// the volume.
+func (m *Manager) realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func, always bool) (*realize.Result, string, error) {
 	cfg, done, err := m.realizeConfig(s, l, p, false)
 	if err != nil {
 		return nil, "", err
@@ -43,7 +48,7 @@ func (m *Manager) realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p pro
 		m.log.Debug().Err(err).Msg("no cache lock; realizing without it")
 	}
 	res, err := realize.Realize(ctx, cfg, l)
-	if err != nil {
+	if err != nil || res.NoOp && !always {
 		return res, "", err
 	}
 	// The snapshot is part of a realized build: the worker that realizes a
