@@ -10,7 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/runpod-comfy/worker/internal/netvol"
 )
 
 // TestRoundTrip: what is unpacked is the build, file by file, with modes
@@ -228,5 +232,42 @@ func TestPackRefusesAFileThatChanged(t *testing.T) {
 	}
 	if data, err := readExactly(p, 10); err != nil || string(data) != "0123456789" {
 		t.Errorf("unchanged file: %q, %v", data, err)
+	}
+}
+
+// TestSignalsDoNotBreakFUSE: on FUSE a system call in flight when its
+// thread gets a signal fails with EINTR, and the Go runtime signals its
+// own threads to preempt goroutines. Packing from and unpacking to a
+// simulated network volume while the process is showered with signals
+// still works.
+func TestSignalsDoNotBreakFUSE(t *testing.T) {
+	backing := t.TempDir()
+	genTree(t, filepath.Join(backing, "build"), 400)
+	vol := netvol.MountT(t, backing, "", netvol.Options{MetaDelay: time.Millisecond})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Microsecond):
+				syscall.Kill(os.Getpid(), syscall.SIGURG) // what the runtime sends to preempt
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	ctx := context.Background()
+	snap := filepath.Join(vol.Dir(), "s.snap")
+	if _, _, err := Publish(ctx, filepath.Join(vol.Dir(), "build"), snap, PackOptions{Meta: Meta{Key: "k"}}); err != nil {
+		t.Fatalf("pack from the volume: %v", err)
+	}
+	dest := filepath.Join(vol.Dir(), "copy")
+	must(t, os.Mkdir(dest, 0o755))
+	if _, st, err := UnpackFile(ctx, snap, dest, UnpackOptions{Key: "k"}); err != nil || st.Files != 401 {
+		t.Fatalf("unpack to the volume: %d files, %v", st.Files, err)
 	}
 }

@@ -72,7 +72,7 @@ func list(ctx context.Context, dir string, opts PackOptions) ([]*entry, error) {
 			}
 			e := &entry{rel: rel, name: de.Name(), path: filepath.Join(d.path, de.Name()), parent: d}
 			var st unix.Stat_t
-			if err := unix.Fstatat(fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := noEINTR(func() error { return unix.Fstatat(fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 				return &os.PathError{Op: "stat", Path: e.path, Err: err}
 			}
 			e.size, e.mtime = st.Size, time.Unix(st.Mtim.Unix())
@@ -115,7 +115,11 @@ func list(ctx context.Context, dir string, opts PackOptions) ([]*entry, error) {
 func readlinkat(dirfd int, name string) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
+		var n int
+		err := noEINTR(func() (err error) {
+			n, err = unix.Readlinkat(dirfd, name, buf)
+			return err
+		})
 		if err != nil {
 			return "", err
 		}
@@ -288,7 +292,11 @@ func (ra *readAhead) stop() {
 // with: a build that changes while it is packed is an error, not a short
 // or long entry.
 func readExactly(dirfd int, e *entry) ([]byte, error) {
-	fd, err := unix.Openat(dirfd, e.name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	var fd int
+	err := noEINTR(func() (err error) {
+		fd, err = unix.Openat(dirfd, e.name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		return err
+	})
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: e.path, Err: err}
 	}

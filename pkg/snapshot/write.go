@@ -92,17 +92,21 @@ func (w *writers) close() error {
 // yields, then its permissions and modification time. Errors reading r
 // are a damaged snapshot; the others are the local disk's.
 func createFile(path string, perm uint32, mtime time.Time, data []byte, r io.Reader, buf []byte) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
+	var fd int
+	err := noEINTR(func() (err error) {
+		fd, err = unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
+		return err
+	})
 	if err != nil {
 		return &os.PathError{Op: "create", Path: path, Err: err}
 	}
 	err = fill(fd, path, data, r, buf)
 	if err == nil && perm&umask() != 0 {
 		// The umask took bits the build has (group-writable files).
-		err = pathErr("chmod", path, unix.Fchmod(fd, perm))
+		err = pathErr("chmod", path, noEINTR(func() error { return unix.Fchmod(fd, perm) }))
 	}
 	if err == nil {
-		err = pathErr("utimensat", path, futimens(fd, mtime))
+		err = pathErr("utimensat", path, noEINTR(func() error { return futimens(fd, mtime) }))
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = pathErr("close", path, cerr)
@@ -151,6 +155,18 @@ func futimens(fd int, t time.Time) error {
 		return errno
 	}
 	return nil
+}
+
+// noEINTR retries a system call that a signal interrupted: FUSE, which
+// network volumes often are, returns EINTR when the calling thread gets
+// one, and the Go runtime sends itself signals to preempt goroutines.
+// (The os package retries its own calls the same way.)
+func noEINTR(call func() error) error {
+	for {
+		if err := call(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 func pathErr(op, path string, err error) error {
