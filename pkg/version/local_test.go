@@ -101,6 +101,15 @@ func localCopyRunsWithoutTheVolume(t *testing.T, e *env, vol *netvol.Volume) {
 	if st := vol.Stats(); st.Opens != 0 || st.Lookups != 0 {
 		t.Errorf("running Python from the copy touched the volume: %+v", st)
 	}
+	rows, err := m.List()
+	if err != nil || len(rows) != 1 || rows[0].Local != "yes" || rows[0].LocalCopy != run.Dir {
+		t.Errorf("list: %+v, %v; want v with its local copy", rows, err)
+	}
+	other := m.cfg
+	other.Local.Dir = t.TempDir()
+	if rows, _ := Open(other).List(); len(rows) != 1 || rows[0].Local != "no" {
+		t.Errorf("list on a host without a copy: %+v", rows)
+	}
 	for _, p := range []string{
 		filepath.Join(run.Dir, "models", "checkpoints", "tiny.safetensors"),      // the build's link, as nodes see it
 		filepath.Join(modelsBase(t, run.Dir), "checkpoints", "tiny.safetensors"), // what extra_model_paths.yaml names
