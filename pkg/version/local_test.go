@@ -19,15 +19,36 @@ const modelBytes = "tiny model weights"
 // netEnv is env with the cache, builds and models on a simulated network
 // volume and local copies on local disk. The version's core requires a
 // package with a console script, and it has one shared model.
-func netEnv(t *testing.T) (*env, *netvol.Volume) {
+//
+// The test process serves the volume itself, so nothing it runs may fork
+// a child that touches the volume: a garbage collection that starts while
+// the fork waits on the volume stops the very server it waits for (the
+// runtime cannot stop a thread inside vfork). Realizes, which run pip and
+// Python, therefore go through backing: the volume's directory as the host
+// that realized it sees it. The cases read through the mount, as workers
+// on other hosts do, and fork nothing that touches it.
+type netEnv struct {
+	*env
+	vol     *netvol.Volume
+	backing Config
+}
+
+func newNetEnv(t *testing.T) *netEnv {
 	t.Helper()
 	pyenvtest.Python(t)
 	e := newEnv(t)
-	vol := netvol.MountT(t, t.TempDir(), "", netvol.Options{})
-	e.cfg.CacheRoot = filepath.Join(vol.Dir(), "cache")
-	e.cfg.BuildsRoot = filepath.Join(vol.Dir(), "builds")
-	e.cfg.ModelsDir = filepath.Join(vol.Dir(), "models")
-	e.cfg.Local = LocalConfig{Dir: filepath.Join(e.dir, "local"), Keep: 2}
+	dir := t.TempDir()
+	n := &netEnv{env: e, vol: netvol.MountT(t, dir, "", netvol.Options{})}
+	for _, c := range []struct {
+		cfg  *Config
+		root string
+	}{{&n.backing, dir}, {&e.cfg, n.vol.Dir()}} {
+		*c.cfg = e.cfg
+		c.cfg.CacheRoot = filepath.Join(c.root, "cache")
+		c.cfg.BuildsRoot = filepath.Join(c.root, "builds")
+		c.cfg.ModelsDir = filepath.Join(c.root, "models")
+		c.cfg.Local = LocalConfig{Dir: filepath.Join(e.dir, "local"), Keep: 2}
+	}
 	e.core.Commit("requirements", map[string]string{"requirements.txt": "alpha\n"})
 	if _, err := (pyenvtest.Wheel{Name: "alpha", Version: "1.0",
 		Files:          map[string]string{"alpha/__init__.py": "def main():\n    print('alpha-cli ok')\n"},
@@ -40,7 +61,25 @@ func netEnv(t *testing.T) (*env, *netvol.Volume) {
 	os.WriteFile(filepath.Join(e.versions, "v.json"), []byte(`{"schema_version": 2, "version_id": "v",
 	  "comfy": {"repo": "https://github.com/comfyanonymous/ComfyUI", "ref": "main"},
 	  "models": [{"source": "`+ms.Path("/m/tiny.safetensors")+`", "target_path": "$MODELS_DIR/checkpoints/tiny.safetensors"}]}`), 0o644)
-	return e, vol
+	n.realize(t, false)
+	return n
+}
+
+// realize realizes v on the realizing host (update: following its branch).
+func (n *netEnv) realize(t *testing.T, update bool) {
+	t.Helper()
+	m := Open(n.backing)
+	s, err := m.Load("v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _, err := m.Lock(context.Background(), s, LockOptions{Update: update})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Realize(context.Background(), s, l, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func prepareLocal(t *testing.T, m *Manager) (*Build, *Build, func()) {
@@ -59,10 +98,10 @@ func prepareLocal(t *testing.T, m *Manager) (*Build, *Build, func()) {
 // TestLocalCopies runs its cases in order on one realized version (a
 // realize is the slow part); the last one changes the build.
 func TestLocalCopies(t *testing.T) {
-	e, vol := netEnv(t)
+	n := newNetEnv(t)
 	for _, tc := range []struct {
 		name string
-		test func(*testing.T, *env, *netvol.Volume)
+		test func(*testing.T, *netEnv)
 	}{
 		{"runs without the volume", localCopyRunsWithoutTheVolume},
 		{"snapshot once per build", snapshotOncePerBuild},
@@ -70,8 +109,8 @@ func TestLocalCopies(t *testing.T) {
 		{"build updated while its copy runs", buildUpdatedWhileCopyRuns},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e.cfg.Local.Dir = t.TempDir() // each case starts on a fresh host
-			tc.test(t, e, vol)
+			n.cfg.Local.Dir = t.TempDir() // each case starts on a fresh host
+			tc.test(t, n)
 		})
 	}
 }
@@ -79,8 +118,8 @@ func TestLocalCopies(t *testing.T) {
 // localCopyRunsWithoutTheVolume: the copy's venv works from its new path
 // (interpreter, packages, console scripts), Python opens nothing on the
 // volume, and the models are still the volume's.
-func localCopyRunsWithoutTheVolume(t *testing.T, e *env, vol *netvol.Volume) {
-	m := Open(e.cfg)
+func localCopyRunsWithoutTheVolume(t *testing.T, e *netEnv) {
+	m, vol := Open(e.cfg), e.vol
 	b, run, release := prepareLocal(t, m)
 	defer release()
 	if !run.LocalCopy || !strings.HasPrefix(run.Dir, e.cfg.Local.Dir) || run.Source != b.Dir || run.Digest != b.Digest {
@@ -142,7 +181,7 @@ func modelsBase(t *testing.T, dir string) string {
 
 // snapshotOncePerBuild: realize packs the snapshot once; another realize,
 // a prepare from memory and another host's first job reuse it.
-func snapshotOncePerBuild(t *testing.T, e *env, _ *netvol.Volume) {
+func snapshotOncePerBuild(t *testing.T, e *netEnv) {
 	m := Open(e.cfg)
 	b, _, release := prepareLocal(t, m)
 	release()
@@ -150,11 +189,7 @@ func snapshotOncePerBuild(t *testing.T, e *env, _ *netvol.Volume) {
 	if err != nil {
 		t.Fatalf("realize wrote no snapshot: %v", err)
 	}
-	s, _ := m.Load("v")
-	l, _, _ := m.Lock(context.Background(), s, LockOptions{})
-	if _, err := m.Realize(context.Background(), s, l, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.realize(t, false)
 	cfg := e.cfg
 	cfg.Local.Dir = t.TempDir()
 	other := Open(cfg)
@@ -174,16 +209,12 @@ func snapshotOncePerBuild(t *testing.T, e *env, _ *netvol.Volume) {
 // buildUpdatedWhileCopyRuns: a new build on the volume gets its own key
 // and copy; the copy ComfyUI runs stays as it was until released, and is
 // then evicted when a newer one needs the room.
-func buildUpdatedWhileCopyRuns(t *testing.T, e *env, _ *netvol.Volume) {
+func buildUpdatedWhileCopyRuns(t *testing.T, e *netEnv) {
 	e.cfg.Local.Keep = 1
 	m := Open(e.cfg)
 	b1, run1, release1 := prepareLocal(t, m)
 	e.core.Commit("v2", map[string]string{"main.py": "print('comfy v2')\n"})
-	e.spec(e.versions, "v", "main")
-	s, _ := m.Load("v")
-	if _, _, err := m.Lock(context.Background(), s, LockOptions{Update: true}); err != nil {
-		t.Fatal(err)
-	}
+	e.realize(t, true)
 	b2, run2, release2 := prepareLocal(t, m)
 	defer release2()
 	if b2.Key == b1.Key || run2.Dir == run1.Dir {
@@ -199,9 +230,7 @@ func buildUpdatedWhileCopyRuns(t *testing.T, e *env, _ *netvol.Volume) {
 	// A third build: with room for one copy, the released old one goes and
 	// the one in use stays.
 	e.core.Commit("v3", map[string]string{"main.py": "print('comfy v3')\n"})
-	if _, _, err := m.Lock(context.Background(), s, LockOptions{Update: true}); err != nil {
-		t.Fatal(err)
-	}
+	e.realize(t, true)
 	_, _, release3 := prepareLocal(t, m)
 	release3()
 	if _, err := os.Stat(run1.Dir); err == nil {
@@ -214,7 +243,7 @@ func buildUpdatedWhileCopyRuns(t *testing.T, e *env, _ *netvol.Volume) {
 
 // damagedSnapshotIsPackedAgain: a truncated snapshot is never run; the
 // copy is made from the build and the snapshot replaced.
-func damagedSnapshotIsPackedAgain(t *testing.T, e *env, _ *netvol.Volume) {
+func damagedSnapshotIsPackedAgain(t *testing.T, e *netEnv) {
 	m := Open(e.cfg)
 	b, err := m.Prepare(context.Background(), "v", nil)
 	if err != nil {
