@@ -232,25 +232,35 @@ func TestColdStartFromVolume(t *testing.T) {
 // Run it with a fast local disk under TMPDIR:
 //
 //	TMPDIR=/dev/shm go test ./worker -run '^$' -bench ColdStart/1x -benchtime 5x
+//
+// At 10x the files only local disk and 1 ms are timed, first jobs only:
+// whether the ratio holds as the build grows.
 func BenchmarkColdStart(b *testing.B) {
+	type setup struct {
+		name   string
+		delay  time.Duration // <0: the build on local disk
+		noSnap bool
+	}
+	all := []setup{{"local", -1, false}, {"vol-0.5ms", 500 * time.Microsecond, false}, {"vol-1ms", time.Millisecond, false},
+		{"vol-2ms", 2 * time.Millisecond, false}, {"vol-1ms-nosnap", time.Millisecond, true}}
 	for _, size := range []struct {
 		name       string
 		core, venv int
-	}{{"1x", 5000, 2000}, {"10x", 50000, 20000}} {
+		setups     []setup
+		versions   []string
+	}{
+		{"1x", 5000, 2000, all, []string{"demo", "other"}},
+		{"10x", 50000, 20000, []setup{all[0], all[2]}, []string{"demo"}},
+	} {
 		b.Run(size.name, func(b *testing.B) {
 			e := newTestEnvTB(b)
 			backing := b.TempDir()
-			coldFixture(b, e, backing, size.core, size.venv, "demo", "other")
+			coldFixture(b, e, backing, size.core, size.venv, size.versions...)
 			snaps, _ := filepath.Glob(filepath.Join(backing, "cache", "snapshots", "demo-*.snap"))
 			if len(snaps) != 1 {
 				b.Fatalf("snapshots of demo: %v", snaps)
 			}
-			setups := []struct {
-				name   string
-				delay  time.Duration // <0: the build on local disk
-				noSnap bool
-			}{{"local", -1, false}, {"vol-0.5ms", 500 * time.Microsecond, false}, {"vol-1ms", time.Millisecond, false},
-				{"vol-2ms", 2 * time.Millisecond, false}, {"vol-1ms-nosnap", time.Millisecond, true}}
+			setups := size.setups
 			vars := map[string]map[string]string{}
 			for _, s := range setups {
 				dir := backing
@@ -272,12 +282,14 @@ func BenchmarkColdStart(b *testing.B) {
 					if s.noSnap {
 						must(b, os.Rename(snaps[0], snaps[0]+".away"))
 					}
-					took, _ := coldRun(b, e, env, nil, "demo", "other")
+					took, _ := coldRun(b, e, env, nil, size.versions...)
 					if s.noSnap {
 						must(b, os.Rename(snaps[0]+".away", snaps[0])) // over the one the worker packed
 					}
 					first[s.name] = append(first[s.name], took[0])
-					switched[s.name] = append(switched[s.name], took[1])
+					if len(took) > 1 {
+						switched[s.name] = append(switched[s.name], took[1])
+					}
 				}
 			}
 			// The best run is the one the machine's other tenants disturbed
@@ -286,8 +298,10 @@ func BenchmarkColdStart(b *testing.B) {
 			for _, s := range setups {
 				b.ReportMetric(median(first[s.name]).Seconds(), s.name+"-s")
 				b.ReportMetric(slices.Min(first[s.name]).Seconds(), s.name+"-best-s")
-				b.ReportMetric(median(switched[s.name]).Seconds(), s.name+"-switch-s")
-				b.ReportMetric(slices.Min(switched[s.name]).Seconds(), s.name+"-switch-best-s")
+				if len(switched[s.name]) > 0 {
+					b.ReportMetric(median(switched[s.name]).Seconds(), s.name+"-switch-s")
+					b.ReportMetric(slices.Min(switched[s.name]).Seconds(), s.name+"-switch-best-s")
+				}
 				if s.delay >= 0 {
 					b.ReportMetric(medianRatio(first[s.name], first["local"]), s.name+"-ratio")
 					b.ReportMetric(slices.Min(first[s.name]).Seconds()/slices.Min(first["local"]).Seconds(), s.name+"-best-ratio")
