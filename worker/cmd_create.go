@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-comfy/worker/internal/units"
-	"github.com/runpod-comfy/worker/pkg/spec"
 	"github.com/runpod-comfy/worker/pkg/version"
 )
 
@@ -53,29 +50,12 @@ ComfyUI-Manager snapshot: its core commit and git custom nodes.`,
 	return cmd
 }
 
-// checkOutputName keeps --output consistent with the id: a spec's file
-// name is its version id, so any other name would hold another version.
-func checkOutputName(path, id string) error {
-	if filepath.Base(path) != id+".json" {
-		return usageErr(fmt.Errorf("--output %s: a spec's file name is its version id: name the file %s.json (in any directory)", path, id))
-	}
-	return nil
-}
-
 func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
-	out := f.output
-	if out == "" {
-		out = filepath.Join(a.cfg.VersionsDir, id+".json")
-	}
-	if spec.ValidID(id) {
-		if err := checkOutputName(out, id); err != nil {
-			return err
-		}
-		if _, err := os.Stat(out); err == nil && !f.force {
-			return usageErr(fmt.Errorf("%s already exists: pass --force to overwrite it, or `worker clone` to copy it", out))
-		}
-	}
 	m := a.manager(nil)
+	out, err := m.SpecPath(id, f.output, f.force)
+	if err != nil {
+		return err
+	}
 	s, err := m.Create(cmd.Context(), version.NewSpec{
 		ID: id, Repo: f.repo, Snapshot: f.snapshot, Nodes: f.nodes, NodesFiles: f.nodesFiles,
 		Models: f.models, ModelFiles: f.modelFiles, File: out, SystemSitePackages: f.sitePkgs,
@@ -87,7 +67,7 @@ func (a *app) create(cmd *cobra.Command, id string, f createFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := a.writeNew(out, data, f.force); err != nil {
+	if err := version.WriteSpec(out, data); err != nil {
 		return err
 	}
 	if _, _, err := m.Lock(cmd.Context(), s, version.LockOptions{}); err != nil {

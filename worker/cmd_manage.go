@@ -3,14 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/runpod-comfy/worker/internal/fsutil"
-	"github.com/runpod-comfy/worker/pkg/spec"
 	"github.com/runpod-comfy/worker/pkg/version"
 )
 
@@ -55,28 +51,8 @@ func (a *app) cloneCmd() *cobra.Command {
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, dst := args[0], args[1]
-			if !spec.ValidID(dst) {
-				return &spec.Error{Msg: fmt.Sprintf("invalid version id %q: use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", dst)}
-			}
-			path, err := a.manager(nil).Find(src)
+			output, err := a.manager(nil).Clone(src, dst, output, force)
 			if err != nil {
-				return err
-			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			out, err := spec.Clone(data, path, dst)
-			if err != nil {
-				return err
-			}
-			if output == "" {
-				output = filepath.Join(a.cfg.VersionsDir, dst+".json")
-			}
-			if err := checkOutputName(output, dst); err != nil {
-				return err
-			}
-			if err := a.writeNew(output, out, force); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "[OK] cloned %s to %s: %s\n", src, dst, output)
@@ -86,14 +62,6 @@ func (a *app) cloneCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing spec")
 	cmd.Flags().StringVar(&output, "output", "", "where to write the new spec (default <versions-dir>/<dst>.json)")
 	return cmd
-}
-
-// writeNew writes a spec file, refusing to replace one unless forced.
-func (a *app) writeNew(path string, data []byte, force bool) error {
-	if _, err := os.Stat(path); err == nil && !force {
-		return usageErr(fmt.Errorf("%s already exists: pass --force to overwrite it", path))
-	}
-	return fsutil.WriteFileAtomic(path, data, 0o644)
 }
 
 func (a *app) deleteCmd() *cobra.Command {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +27,7 @@ func (a *app) runUICmd() *cobra.Command {
 		Short: "Realize a version if needed and run ComfyUI's web UI in the foreground",
 		Long: `Realize the version if needed, then run ComfyUI on --host:--port (default
 0.0.0.0:8188). Arguments after -- go to ComfyUI; the original tool's
-spelling "--extra-args -- ..." works too. Ctrl+C stops it and exits 0.`,
+spelling "--extra-args -- ..." works too. Ctrl+C stops it (exit code 130).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() == 0 || len(args) == 0 {
 				return usageErr(errors.New("run-ui needs a version id"))
@@ -58,23 +57,9 @@ spelling "--extra-args -- ..." works too. Ctrl+C stops it and exits 0.`,
 			if err != nil {
 				return err
 			}
-			url, err := sup.Start(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "ComfyUI %s is running at %s (data in %s); Ctrl+C stops it\n", id, url, dataDir)
-			select {
-			case <-ctx.Done():
-				stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if err := sup.Stop(stopCtx); err != nil && !errors.Is(err, comfy.ErrStopped) {
-					return err
-				}
-				a.log.Info().Msg("ComfyUI stopped")
-				return nil
-			case <-sup.Done():
-				return sup.Err()
-			}
+			return sup.Foreground(ctx, 30*time.Second, func(url string) {
+				fmt.Fprintf(a.stdout, "ComfyUI %s is running at %s (data in %s); Ctrl+C stops it\n", id, url, dataDir)
+			})
 		},
 	}
 	f.register(cmd)
@@ -109,20 +94,8 @@ in the JSON either way).
 			if err != nil {
 				return usageErr(fmt.Errorf("--workflow: %w", err))
 			}
-			input := map[string]any{"version_id": args[0], "workflow": json.RawMessage(wf), "output_mode": outMode}
-			if gcsBucket != "" {
-				input["gcs_bucket"] = gcsBucket
-			}
-			if gcsPrefix != "" {
-				input["gcs_prefix"] = gcsPrefix
-			}
-			if format != "" {
-				input["response_format"] = format
-			}
-			if timeout > 0 {
-				input["timeout"] = time.Duration(timeout).Seconds()
-			}
-			var imgs []map[string]string
+			req := job.Request{VersionID: args[0], Workflow: wf, OutputMode: outMode, GCSBucket: gcsBucket, GCSPrefix: gcsPrefix,
+				ResponseFormat: format, Timeout: time.Duration(timeout).Seconds()}
 			for _, spec := range images {
 				name, path, ok := strings.Cut(spec, "=")
 				if !ok {
@@ -132,12 +105,12 @@ in the JSON either way).
 				if err != nil {
 					return usageErr(fmt.Errorf("--image %s: %w", name, err))
 				}
-				imgs = append(imgs, map[string]string{"name": name, "image": base64.StdEncoding.EncodeToString(data)})
+				req.AddImage(name, data)
 			}
-			if imgs != nil {
-				input["images"] = imgs
+			raw, err := req.JSON()
+			if err != nil {
+				return usageErr(fmt.Errorf("--workflow %s: %w", workflow, err))
 			}
-			raw, _ := json.Marshal(input)
 			if err := f.check(); err != nil {
 				return err
 			}

@@ -73,13 +73,13 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		h.Close(stopCtx)
 	}()
 	if mode != runpod.ModeOneJob {
-		id, wf, err := a.prewarmConfig()
+		w, err := a.prewarmConfig()
 		if err != nil {
 			return err
 		}
-		if id != "" {
-			defer h.StartPrewarm(ctx, id, wf)()
-		} else if id = a.getenv("COMFY_VERSION_NAME"); id != "" {
+		if w != nil {
+			defer h.StartPrewarm(ctx, w.VersionID, w.Workflow)()
+		} else if id := a.getenv("COMFY_VERSION_NAME"); id != "" {
 			defer h.StartCopy(ctx, id)()
 		}
 	}

@@ -45,9 +45,7 @@ type config struct {
 	// BufferedModelWrites keeps model downloads in the page cache even on
 	// a local disk (COMFY_MODEL_DIRECT_IO=0).
 	BufferedModelWrites bool
-	// Local copies of builds on local disk: COMFY_LOCAL_DIR (off to turn
-	// them off), COMFY_LOCAL_COPIES, COMFY_LOCAL_MAX_SIZE (bytes).
-	Local version.LocalConfig
+	Local version.LocalConfig // COMFY_LOCAL_*
 
 	LogLevel  string
 	LogFormat string
@@ -78,16 +76,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BufferedModelWrites: envconf.Falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
 	}
-	env := &envconf.Reader{Getenv: getenv}
-	c.Local = version.LocalConfig{Dir: env.Str("COMFY_LOCAL_DIR"), Keep: env.Count("COMFY_LOCAL_COPIES"), MaxBytes: env.Bytes("COMFY_LOCAL_MAX_SIZE")}
-	switch {
-	case envconf.Falsy(c.Local.Dir) || strings.EqualFold(c.Local.Dir, "none"):
-		c.Local.Dir = ""
-	case c.Local.Dir == "":
-		c.Local.Dir = filepath.Join(os.TempDir(), "runpod-comfy", "builds")
-	}
-	if env.Err() != nil {
-		return c, usageErr(env.Err())
+	var err error
+	if c.Local, err = version.LocalFromEnv(getenv, os.TempDir()); err != nil {
+		return c, usageErr(err)
 	}
 	rw, err := parseRewrites(getenv("COMFY_GIT_REWRITE"))
 	if err != nil {

@@ -49,12 +49,17 @@ func TestPrewarmConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := &app{ran: true, cfg: cfg, getenv: getenv}
-			id, wf, err := a.prewarmConfig()
+			w, err := a.prewarmConfig()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || a.exitCode(err) != exitUsage {
 					t.Fatalf("err = %v (exit %d), want exit 2 with %q", err, a.exitCode(err), tc.wantErr)
 				}
 				return
+			}
+			var id string
+			var wf []byte
+			if w != nil {
+				id, wf = w.VersionID, w.Workflow
 			}
 			if err != nil || id != tc.wantID || (wf != nil) != tc.wantWorkflow {
 				t.Errorf("got %q, workflow %v, %v; want %q, workflow %v", id, wf != nil, err, tc.wantID, tc.wantWorkflow)

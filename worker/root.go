@@ -168,6 +168,13 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usageErr(err error) error { return usageError{err} }
 
+func usageErrOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageErr(err)
+}
+
 func (a *app) exitCode(err error) int {
 	if err == nil {
 		return exitOK

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/runpod-comfy/worker/internal/ctxwait"
 )
 
 // CallOptions tune one Call.
@@ -174,7 +176,7 @@ func (w *waiter) wait(ctx context.Context, id string) (*Result, error) {
 	failures := 0
 	delay := w.c.cfg.PollInterval
 	for {
-		if err := sleep(ctx, delay); err != nil {
+		if err := ctxwait.Sleep(ctx, delay); err != nil {
 			return nil, err
 		}
 		res, err := w.poll(ctx, id)
@@ -249,15 +251,4 @@ func transient(err error) bool {
 	}
 	var ie *InputError
 	return !errors.As(err, &ie)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

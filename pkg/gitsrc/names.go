@@ -1,6 +1,10 @@
 package gitsrc
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/runpod-comfy/worker/internal/textdist"
+)
 
 // naturalLess orders names with embedded numbers by value, so v1.10 sorts
 // after v1.9 and "newest tags first" in messages means what users expect.
@@ -52,7 +56,7 @@ func suggest(ref string, candidates []string) string {
 		if c == ref {
 			continue
 		}
-		d := editDistance(lref, strings.ToLower(c))
+		d := textdist.Distance(lref, strings.ToLower(c))
 		switch {
 		case d < bestDist:
 			best, bestDist, tie = c, d, false
@@ -64,30 +68,4 @@ func suggest(ref string, candidates []string) string {
 		return ""
 	}
 	return best
-}
-
-// editDistance is the optimal-string-alignment distance: insertions,
-// deletions, substitutions and adjacent transpositions each cost one.
-func editDistance(a, b string) int {
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

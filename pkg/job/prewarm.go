@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 )
 
@@ -12,14 +14,7 @@ import (
 // starts turns a bad warm-up file into a start-up error instead of a log
 // line nobody reads.
 func WarmupInput(versionID string, workflow json.RawMessage) (json.RawMessage, error) {
-	in := map[string]any{"version_id": versionID}
-	if len(workflow) > 0 {
-		if !json.Valid(workflow) {
-			return nil, inputErr("workflow", "not valid JSON")
-		}
-		in["workflow"] = workflow
-	}
-	return json.Marshal(in)
+	return Request{VersionID: versionID, Workflow: workflow}.JSON()
 }
 
 // Prewarm readies the worker before its first job: it realizes versionID,
@@ -113,4 +108,54 @@ func (h *Handler) StartCopy(ctx context.Context, versionID string) (stop func())
 		cancel()
 		wg.Wait()
 	}
+}
+
+// Warmup is what a worker warms up before its first job.
+type Warmup struct {
+	VersionID string
+	Workflow  json.RawMessage // nil: realize and start only
+}
+
+// ParseWarmup reads the warm-up settings: prewarm is COMFY_PREWARM (a
+// version id, 1/true for versionName, 0/false or empty for none) and
+// workflowPath COMFY_WARMUP_WORKFLOW (an API-format workflow file run once;
+// set alone it warms versionName). The file is read and checked as a job
+// input here, so that a broken one stops the worker at start instead of
+// becoming a log line found hours later. nil means no warm-up.
+func ParseWarmup(prewarm, versionName, workflowPath string) (*Warmup, error) {
+	v := strings.TrimSpace(prewarm)
+	id := v
+	switch strings.ToLower(v) {
+	case "0", "false", "no", "off":
+		return nil, nil
+	case "":
+		if workflowPath == "" {
+			return nil, nil
+		}
+	case "1", "true", "yes", "on":
+		id = ""
+	}
+	if id == "" {
+		id = versionName
+	}
+	if id == "" {
+		return nil, fmt.Errorf("COMFY_PREWARM=%q: name the version to warm up, or set COMFY_VERSION_NAME", v)
+	}
+	w := &Warmup{VersionID: id}
+	if workflowPath == "" {
+		return w, nil
+	}
+	wf, err := os.ReadFile(workflowPath)
+	if err != nil {
+		return nil, fmt.Errorf("COMFY_WARMUP_WORKFLOW: %w", err)
+	}
+	input, err := WarmupInput(id, wf)
+	if err == nil {
+		_, err = ParseInput(input, Defaults{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("COMFY_WARMUP_WORKFLOW=%s: %w", workflowPath, err)
+	}
+	w.Workflow = wf
+	return w, nil
 }

@@ -16,6 +16,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
 
+	"github.com/runpod-comfy/worker/internal/ctxwait"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -49,7 +50,7 @@ func (g *GCS) uploadOne(ctx context.Context, bucket, name string, l Local, warn 
 			break
 		}
 		log.Warn().Err(err).Int("attempt", attempts).Int64("retry_in_ms", backoff.Milliseconds()).Msg("GCS upload failed; restarting it")
-		if werr := sleepCtx(ctx, backoff); werr != nil {
+		if werr := ctxwait.Sleep(ctx, backoff); werr != nil {
 			err = werr
 			break
 		}
@@ -212,15 +213,4 @@ func objectURL(base, bucket, name string) string {
 		segs[i] = url.PathEscape(s)
 	}
 	return strings.TrimRight(base, "/") + "/" + bucket + "/" + strings.Join(segs, "/")
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/runpod-comfy/worker/internal/ctxwait"
 )
 
 // heartbeatLoop pings at once and then every PingInterval until life ends.
@@ -55,12 +57,12 @@ func (w *Worker) stopLoop(life context.Context) {
 		switch {
 		case busy.Err() != nil:
 		case errors.Is(err, errTooManyRequests):
-			sleep(busy, w.cfg.TooManyRequestsDelay)
+			ctxwait.Sleep(busy, w.cfg.TooManyRequestsDelay)
 		default:
 			if err != nil {
 				w.log.Debug().Err(err).Msg("stop channel poll failed")
 			}
-			sleep(busy, w.cfg.StopPollInterval)
+			ctxwait.Sleep(busy, w.cfg.StopPollInterval)
 		}
 	}
 }

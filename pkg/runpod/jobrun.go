@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/internal/ctxwait"
 )
 
 // resultSizeHint is RunPod's documented result limit; larger bodies are
@@ -150,7 +152,7 @@ func (w *Worker) deliver(ctx context.Context, jobID string, body body, log zerol
 			return fmt.Errorf("gave up after %d attempts in %s: %w", attempt, w.cfg.ResultRetryFor, err)
 		}
 		log.Warn().Err(err).Int("attempt", attempt).Int64("retry_in_ms", d.Milliseconds()).Msg("result post failed; retrying")
-		sleep(ctx, d)
+		ctxwait.Sleep(ctx, d)
 	}
 }
 

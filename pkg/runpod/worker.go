@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/internal/ctxwait"
 )
 
 // minTakeSpacing keeps a job API that answers "no job" at once (instead of
@@ -194,15 +196,15 @@ func (w *Worker) takeLoop(ctx context.Context) {
 			return
 		case errors.Is(err, errTooManyRequests):
 			w.log.Warn().Int64("pause_ms", w.cfg.TooManyRequestsDelay.Milliseconds()).Msg("job-take answered 429 Too Many Requests; pausing")
-			sleep(ctx, w.cfg.TooManyRequestsDelay)
+			ctxwait.Sleep(ctx, w.cfg.TooManyRequestsDelay)
 		case err != nil:
 			d := b.next()
 			w.log.Warn().Err(err).Int64("retry_in_ms", d.Milliseconds()).Msg("failed to get a job")
-			sleep(ctx, d)
+			ctxwait.Sleep(ctx, d)
 		default:
 			b.reset()
 			if el := time.Since(start); el < minTakeSpacing {
-				sleep(ctx, minTakeSpacing-el)
+				ctxwait.Sleep(ctx, minTakeSpacing-el)
 			}
 		}
 	}

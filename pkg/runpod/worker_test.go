@@ -123,8 +123,11 @@ func TestHeartbeatNotStarvedByBusyHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Six pings while the handler never yields show the heartbeat is not
+	// starved; the bound on a gap is loose because a loaded 2-core CI
+	// machine can stall any goroutine for a few hundred milliseconds.
 	for i := 1; i < len(pings); i++ {
-		if gap := pings[i].Time.Sub(pings[i-1].Time); gap > 200*time.Millisecond {
+		if gap := pings[i].Time.Sub(pings[i-1].Time); gap > time.Second {
 			t.Errorf("gap of %s between pings with a 50ms interval", gap)
 		}
 	}

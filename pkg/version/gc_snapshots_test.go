@@ -52,3 +52,30 @@ func TestGCSnapshots(t *testing.T) {
 		t.Errorf("%d files left; want the current, the recent one and notes.txt", len(left))
 	}
 }
+
+func TestLocalFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		want    LocalConfig
+		wantErr string
+	}{
+		{map[string]string{}, LocalConfig{Dir: "/tmp/x/runpod-comfy/builds"}, ""},
+		{map[string]string{"COMFY_LOCAL_DIR": "off"}, LocalConfig{}, ""},
+		{map[string]string{"COMFY_LOCAL_DIR": "None"}, LocalConfig{}, ""},
+		{map[string]string{"COMFY_LOCAL_DIR": "/scratch/c", "COMFY_LOCAL_COPIES": "3", "COMFY_LOCAL_MAX_SIZE": "1000"},
+			LocalConfig{Dir: "/scratch/c", Keep: 3, MaxBytes: 1000}, ""},
+		{map[string]string{"COMFY_LOCAL_COPIES": "two"}, LocalConfig{}, `COMFY_LOCAL_COPIES="two": want a positive whole number`},
+		{map[string]string{"COMFY_LOCAL_MAX_SIZE": "20GB"}, LocalConfig{}, `COMFY_LOCAL_MAX_SIZE="20GB": want a number of bytes`},
+	} {
+		got, err := LocalFromEnv(func(k string) string { return tc.env[k] }, "/tmp/x")
+		if tc.wantErr != "" {
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("%v: err %v, want %q", tc.env, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%v: %+v, %v; want %+v", tc.env, got, err, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/runpod-comfy/worker/internal/envconf"
 	"github.com/runpod-comfy/worker/pkg/snapshot"
 )
 
@@ -23,6 +24,21 @@ type LocalConfig struct {
 	Keep int
 	// MaxBytes bounds their size (COMFY_LOCAL_MAX_SIZE); 0: free space only.
 	MaxBytes int64
+}
+
+// LocalFromEnv reads the local copies' settings: COMFY_LOCAL_DIR (off or
+// none turns copies off; default <tmp>/runpod-comfy/builds, the container
+// disk), COMFY_LOCAL_COPIES and COMFY_LOCAL_MAX_SIZE (bytes).
+func LocalFromEnv(getenv func(string) string, tmp string) (LocalConfig, error) {
+	env := &envconf.Reader{Getenv: getenv}
+	c := LocalConfig{Dir: env.Str("COMFY_LOCAL_DIR"), Keep: env.Count("COMFY_LOCAL_COPIES"), MaxBytes: env.Bytes("COMFY_LOCAL_MAX_SIZE")}
+	switch {
+	case envconf.Falsy(c.Dir) || strings.EqualFold(c.Dir, "none"):
+		c.Dir = ""
+	case c.Dir == "":
+		c.Dir = filepath.Join(tmp, "runpod-comfy", "builds")
+	}
+	return c, env.Err()
 }
 
 // local is the manager's store of local copies, opened on first use.
