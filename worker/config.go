@@ -45,7 +45,7 @@ type config struct {
 	// BufferedModelWrites keeps model downloads in the page cache even on
 	// a local disk (COMFY_MODEL_DIRECT_IO=0).
 	BufferedModelWrites bool
-	Local version.LocalConfig // COMFY_LOCAL_*
+	Local               version.LocalConfig // COMFY_LOCAL_*
 
 	LogLevel  string
 	LogFormat string
