@@ -58,7 +58,10 @@ print('no fake')
 	e.vars["COMFY_OFFLINE"] = "1" // workers use the lock and the build only
 }
 
-// genPackage writes a package of n modules in subpackages of 100.
+// genPackage writes a package of n modules in subpackages of 100. Each
+// module is about 4 KB of code, a node class and helpers: smaller than the
+// average module of the standard library or of a typical site-packages, so
+// the storm is of lookups and opens more than of Python's own work.
 func genPackage(name string, n int) map[string]string {
 	files := map[string]string{}
 	var top strings.Builder
@@ -69,32 +72,64 @@ func genPackage(name string, n int) map[string]string {
 		for m := p * 100; m < min(n, (p+1)*100); m++ {
 			mod := fmt.Sprintf("m%05d", m)
 			fmt.Fprintf(&init, "from . import %s\n", mod)
-			files[fmt.Sprintf("%s/%s/%s.py", name, sub, mod)] = fmt.Sprintf(`"""Generated module %[1]d."""
-import os
-
-CONSTANT_%[1]d = %[1]d
-
-
-class Node%[1]d:
-    """A node."""
-
-    INPUT_TYPES = {"required": {"value": ("INT", {"default": %[1]d})}}
-
-    def __init__(self, scale=1):
-        self.scale = scale
-
-    def run(self, value):
-        return (value * self.scale + CONSTANT_%[1]d,)
-
-
-def helper_%[1]d(path):
-    return os.path.join(path, "m%[1]d")
-`, m)
+			files[fmt.Sprintf("%s/%s/%s.py", name, sub, mod)] = genModule(m)
 		}
 		files[fmt.Sprintf("%s/%s/__init__.py", name, sub)] = init.String()
 	}
 	files[name+"/__init__.py"] = top.String()
 	return files
+}
+
+func genModule(m int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `"""Generated module %[1]d: a node as custom nodes write them."""
+import math
+import os
+
+CONSTANT_%[1]d = %[1]d
+NAMES_%[1]d = [%[2]q, %[3]q, %[4]q]
+
+
+class Node%[1]d:
+    """Scales, offsets and clamps a value.
+
+    The methods below do little: what matters is that Python has a
+    module's worth of code to unmarshal and run at import.
+    """
+
+    CATEGORY = "generated/%[1]d"
+    RETURN_TYPES = ("INT", "FLOAT")
+    INPUT_TYPES = {"required": {"value": ("INT", {"default": %[1]d, "min": 0, "max": 1 << 20}),
+                                "scale": ("FLOAT", {"default": 1.0, "step": 0.01})},
+                   "optional": {"label": ("STRING", {"default": "m%[1]d"})}}
+
+    def __init__(self, scale=1.0, offset=%[1]d):
+        self.scale = scale
+        self.offset = offset
+        self.history = []
+`, m, fmt.Sprintf("a%d", m), fmt.Sprintf("b%d", m), fmt.Sprintf("c%d", m))
+	for j := range 8 {
+		fmt.Fprintf(&b, `
+    def step_%[1]d(self, value, limit=None):
+        """Step %[1]d of the computation."""
+        result = value * self.scale + self.offset + %[1]d
+        if limit is not None and result > limit:
+            result = limit
+        self.history.append((%[1]d, result))
+        return math.floor(result) if result >= 0 else -math.floor(-result)
+`, j)
+	}
+	fmt.Fprintf(&b, `
+
+def helper_%[1]d(path, *parts):
+    """Joins path and parts below this module's folder."""
+    return os.path.join(path, "m%[1]d", *parts)
+
+
+def describe_%[1]d(node):
+    return {"name": "Node%[1]d", "scale": node.scale, "offset": node.offset, "steps": len(node.history)}
+`, m)
+	return b.String()
 }
 
 // volumeVars point the cache, builds and models into vol.
