@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -145,8 +146,13 @@ func volumeVars(vol string) map[string]string {
 // another: the first waiting when the worker starts (or, with ready, once
 // ready reports true), each next one queued when the previous result came.
 // It returns, per job, the time to its result from the worker's start
-// (first job) or from its queueing, and the worker's stderr.
+// (first job) or from its queueing, and the worker's stderr; stages gets
+// each job's timings_ms when not nil.
 func coldRun(tb testing.TB, e *testEnv, extra map[string]string, ready func() bool, versions ...string) ([]time.Duration, string) {
+	return coldRunStages(tb, e, extra, ready, nil, versions...)
+}
+
+func coldRunStages(tb testing.TB, e *testEnv, extra map[string]string, ready func() bool, stages *[]map[string]float64, versions ...string) ([]time.Duration, string) {
 	tb.Helper()
 	bin, fake := binaries(tb)
 	rp := runpodtest.New(runpodtest.Options{})
@@ -200,6 +206,13 @@ func coldRun(tb testing.TB, e *testEnv, extra map[string]string, ready func() bo
 			tb.Fatalf("%s for %s: %v %s\nworker stderr:\n%s", id, v, err, res.Error, tail(stderr.String(), 40))
 		}
 		out = append(out, res.Time.Sub(queued))
+		if stages != nil {
+			var r struct {
+				Timings map[string]float64 `json:"timings_ms"`
+			}
+			json.Unmarshal(res.Output, &r)
+			*stages = append(*stages, r.Timings)
+		}
 		ready = nil
 	}
 	return out, stderr.String()
@@ -305,6 +318,7 @@ func BenchmarkColdStart(b *testing.B) {
 				vars[s.name] = volumeVars(dir)
 			}
 			first, switched := map[string][]time.Duration{}, map[string][]time.Duration{}
+			stages := map[string][]map[string]float64{} // the first jobs' timings_ms
 			for b.Loop() {
 				for _, s := range setups {
 					env := map[string]string{"COMFY_LOCAL_DIR": filepath.Join(b.TempDir(), "local")}
@@ -317,7 +331,9 @@ func BenchmarkColdStart(b *testing.B) {
 					if s.noSnap {
 						must(b, os.Rename(snaps[0], snaps[0]+".away"))
 					}
-					took, _ := coldRun(b, e, env, nil, size.versions...)
+					var st []map[string]float64
+					took, _ := coldRunStages(b, e, env, nil, &st, size.versions...)
+					stages[s.name] = append(stages[s.name], st[0])
 					if s.noSnap {
 						must(b, os.Rename(snaps[0]+".away", snaps[0])) // over the one the worker packed
 					}
@@ -344,6 +360,16 @@ func BenchmarkColdStart(b *testing.B) {
 			}
 			b.Logf("first jobs: %v", first)
 			b.Logf("switches: %v", switched)
+			for _, s := range setups {
+				var realize, local, start []time.Duration
+				for _, t := range stages[s.name] {
+					realize = append(realize, time.Duration(t["realize"]*float64(time.Millisecond)))
+					local = append(local, time.Duration(t["local"]*float64(time.Millisecond)))
+					start = append(start, time.Duration(t["start"]*float64(time.Millisecond)))
+				}
+				b.Logf("%s first job, median stages: realize %v, local copy %v, ComfyUI start %v", s.name,
+					median(realize).Round(time.Millisecond), median(local).Round(time.Millisecond), median(start).Round(time.Millisecond))
+			}
 		})
 	}
 }
