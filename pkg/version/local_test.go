@@ -134,6 +134,13 @@ func localCopyRunsWithoutTheVolume(t *testing.T, e *netEnv) {
 	if len(lines) != 2 || lines[0] != filepath.Join(run.Dir, ".venv") || !strings.HasPrefix(lines[1], run.Dir+"/") {
 		t.Errorf("python of the copy: prefix and package at %q; want both inside %s", lines, run.Dir)
 	}
+	// The bytecode compiled on the volume is valid in the copy (sources
+	// keep their mtimes): Python neither recompiles nor rewrites it.
+	out, err = exec.Command(run.Python, "-v", "-c", "import alpha").CombinedOutput()
+	if lines := grepLines(string(out), "/alpha/"); err != nil || !strings.Contains(lines, ".pyc matches") ||
+		strings.Contains(lines, "bad mtime") || strings.Contains(lines, "# wrote") {
+		t.Errorf("importing alpha from the copy did not use its compiled bytecode: %v\n%s", err, lines)
+	}
 	if out, err := exec.Command(filepath.Join(run.Dir, ".venv", "bin", "alpha-cli")).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "alpha-cli ok" {
 		t.Errorf("console script of the copy: %v %q", err, out)
 	}
@@ -280,4 +287,14 @@ func TestNoCopyOfALocalBuild(t *testing.T) {
 	if run != b || run.LocalCopy || b.Key != "" {
 		t.Errorf("a build on local disk was copied: %+v", run)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
