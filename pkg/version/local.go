@@ -78,15 +78,28 @@ func (b *Build) Local(ctx context.Context) (run *Build, release func(), err erro
 
 func (m *Manager) localCopy(ctx context.Context, b *Build) (*Build, func(), error) {
 	log := m.log.With().Str("version_id", b.VersionID).Logger()
-	store, err := m.localStore()
-	if err != nil {
-		log.Warn().Err(err).Msg("local copies are unavailable; running the build from the volume")
-		return b, func() {}, nil
+	var c *snapshot.Copy
+	var err error
+	if e := b.early.take(); e != nil {
+		select {
+		case <-e.done:
+			c, err = e.copy, e.err
+		case <-ctx.Done():
+			e.cancel()
+			<-e.done
+			if e.copy != nil {
+				e.copy.Release()
+			}
+			return nil, nil, ctx.Err()
+		}
+	} else {
+		store, serr := m.localStore()
+		if serr != nil {
+			log.Warn().Err(serr).Msg("local copies are unavailable; running the build from the volume")
+			return b, func() {}, nil
+		}
+		c, err = store.Acquire(ctx, m.source(b))
 	}
-	c, err := store.Acquire(ctx, snapshot.Source{
-		Key: b.Key, Label: b.VersionID, Build: b.Source, Snapshot: m.SnapshotPath(b.Key),
-		Pack: m.packOptions(b.VersionID, b.Source, b.Key), Fix: absoluteModelPaths(b.Source),
-	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -98,9 +111,17 @@ func (m *Manager) localCopy(ctx context.Context, b *Build) (*Build, func(), erro
 		log.Info().Str("dir", c.Dir).Dur("took", c.Took).Int("files", c.Stats.Files).Msg("build copied to local disk")
 	}
 	run := *b
-	run.Dir, run.Python, run.manager = c.Dir, filepath.Join(c.Dir, ".venv", "bin", "python"), nil
+	run.Dir, run.Python, run.manager, run.early = c.Dir, filepath.Join(c.Dir, ".venv", "bin", "python"), nil, nil
 	run.LocalCopy = true
 	return &run, c.Release, nil
+}
+
+// source is what the store needs to copy b.
+func (m *Manager) source(b *Build) snapshot.Source {
+	return snapshot.Source{
+		Key: b.Key, Label: b.VersionID, Build: b.Source, Snapshot: m.SnapshotPath(b.Key),
+		Pack: m.packOptions(b.VersionID, b.Source, b.Key), Fix: absoluteModelPaths(b.Source),
+	}
 }
 
 // absoluteModelPaths makes extra_model_paths.yaml's relative base_path

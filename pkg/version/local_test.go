@@ -252,17 +252,14 @@ func buildUpdatedWhileCopyRuns(t *testing.T, e *netEnv) {
 // copy is made from the build and the snapshot replaced.
 func damagedSnapshotIsPackedAgain(t *testing.T, e *netEnv) {
 	m := Open(e.cfg)
-	b, err := m.Prepare(context.Background(), "v", nil)
+	key, err := BuildKey("v", m.BuildDir("v"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := m.SnapshotPath(b.Key)
+	p := m.SnapshotPath(key)
 	fi, _ := os.Stat(p)
 	os.Truncate(p, fi.Size()/2)
-	run, release, err := b.Local(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, run, release := prepareLocal(t, m)
 	defer release()
 	if !run.LocalCopy {
 		t.Fatal("no local copy")

@@ -35,6 +35,8 @@ type Build struct {
 
 	// manager makes local copies; nil when the build runs where it is.
 	manager *Manager
+	// early is the copy Prepare started, for the first Local.
+	early *early
 }
 
 // Prepare finds id's version, pins it and realizes it if needed; realize's
@@ -53,18 +55,37 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 	if err != nil {
 		return nil, err
 	}
+	dir := m.BuildDir(s.ID)
+	local := m.wantsLocal(dir)
+	var early *early
+	if local {
+		if key, ok := completeKey(s.ID, dir, l); ok {
+			early = m.startEarly(ctx, s.ID, dir, key)
+		}
+	}
 	res, key, err := m.realize(ctx, s, l, p, false)
 	if err != nil {
+		early.drop()
 		return nil, err
 	}
 	b := m.newBuild(s.ID, res.BuildDir, l)
-	if m.wantsLocal(b.Dir) {
-		if key == "" {
+	if local {
+		switch {
+		case key != "":
+		case early != nil && res.NoOp:
+			key = early.key
+		default:
 			if key, err = BuildKey(s.ID, b.Dir); err != nil {
+				early.drop()
 				return nil, err
 			}
 		}
 		b.Key, b.manager = key, m
+		if early != nil && early.key == key && filepath.Clean(res.BuildDir) == filepath.Clean(dir) {
+			b.early = early
+		} else {
+			early.drop()
+		}
 	}
 	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
 	return b, nil

@@ -41,16 +41,29 @@ func BuildKey(id, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", dir, err)
 	}
-	var mk map[string]json.RawMessage
-	if err := json.Unmarshal(data, &mk); err != nil {
-		return "", fmt.Errorf("build %s: marker: %w", dir, err)
+	key, _, err := buildKey(id, data)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", dir, err)
 	}
-	delete(mk, "updated_at") // rewritten by a realize that changed nothing
-	canon, _ := json.Marshal(mk)
+	return key, nil
+}
+
+// buildKey is BuildKey of a marker's bytes, with the marker decoded.
+func buildKey(id string, marker []byte) (string, *realize.Marker, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(marker, &fields); err != nil {
+		return "", nil, fmt.Errorf("marker: %w", err)
+	}
+	var mk realize.Marker
+	if err := json.Unmarshal(marker, &mk); err != nil {
+		return "", nil, fmt.Errorf("marker: %w", err)
+	}
+	delete(fields, "updated_at") // rewritten by a realize that changed nothing
+	canon, _ := json.Marshal(fields)
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", id)
 	h.Write(canon)
-	return id + "-" + hex.EncodeToString(h.Sum(nil))[:24], nil
+	return id + "-" + hex.EncodeToString(h.Sum(nil))[:24], &mk, nil
 }
 
 // publishSnapshot packs id's build into its snapshot unless it has one;
