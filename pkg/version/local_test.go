@@ -273,16 +273,29 @@ func damagedSnapshotIsPackedAgain(t *testing.T, e *netEnv) {
 }
 
 // TestNoCopyOfALocalBuild: a build on the copies' own file system runs
-// where it is.
+// where it is; one on another (a network volume) is copied, and copies
+// off means none is.
 func TestNoCopyOfALocalBuild(t *testing.T) {
-	pyenvtest.Python(t)
-	e := newEnv(t)
-	e.spec(e.versions, "v", "main")
-	e.cfg.Local = LocalConfig{Dir: filepath.Join(e.dir, "local")}
-	b, run, release := prepareLocal(t, Open(e.cfg))
-	defer release()
-	if run != b || run.LocalCopy || b.Key != "" {
-		t.Errorf("a build on local disk was copied: %+v", run)
+	dir := t.TempDir()
+	vol := netvol.MountT(t, t.TempDir(), "", netvol.Options{})
+	for _, tc := range []struct {
+		name, local, build string
+		want               bool
+	}{
+		{"same disk", filepath.Join(dir, "local"), filepath.Join(dir, "builds", "comfy-v"), false},
+		{"network volume", filepath.Join(dir, "local"), filepath.Join(vol.Dir(), "builds", "comfy-v"), true},
+		{"copies off", "", filepath.Join(vol.Dir(), "builds", "comfy-v"), false},
+	} {
+		m := Open(Config{Local: LocalConfig{Dir: tc.local}})
+		if got := m.wantsLocal(tc.build); got != tc.want {
+			t.Errorf("%s: copied %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	b := &Build{VersionID: "v", Dir: dir} // as Prepare returns a build that runs where it is
+	if run, release, err := b.Local(context.Background()); run != b || err != nil {
+		t.Errorf("Local of a build without copies = %+v, %v", run, err)
+	} else {
+		release()
 	}
 }
 
