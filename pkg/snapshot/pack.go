@@ -60,7 +60,7 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts PackOptions) (Stats
 		// The fastest level: a build is mostly code and shared objects,
 		// which it still shrinks to about a third, and packing stays
 		// bound by reading the build, not by the encoder.
-		enc, err = zstd.NewWriter(hw, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		enc, err = zstd.NewWriter(hw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false))
 		if err != nil {
 			return st, err
 		}
