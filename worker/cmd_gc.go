@@ -25,15 +25,18 @@ func (a *app) gcCmd() *cobra.Command {
 	var f gcFlags
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Remove cached models, partial downloads and (with --git) repositories no version uses",
-		Long: `gc frees space in the shared cache. A model blob stays while any spec, lock
+		Short: "Remove old builds, cached models, partial downloads and (with --git) repositories no version uses",
+		Long: `gc frees space in the shared cache and the builds root. A version's earlier
+builds go once no worker used them for --min-age (workers refresh the build
+they run at every job); the build a version points to always stays. A model blob stays while any spec, lock
 or build marker names it, while a file elsewhere is a hard link to it (removing
 it would free nothing), or while it is younger than --min-age. A model placed in
 MODELS_DIR stays while its file there does; --prune-models-dir removes those
 files too when no version uses them. Partial downloads
 nobody resumed for --min-age go too. With --git, cached repositories that no
 spec or lock names go as well (a submodule's repository is fetched again when a
-build needs it). Realizes wait while gc runs, and gc waits for running ones.
+build needs it). gc decides by these ages, so it is safe while workers on other
+hosts realize; on this host, realizes also wait while gc runs.
 Builds outside the builds root (realized with --target) are not seen: name them
 with --build so their symlinked models are kept.`,
 		Args: cobra.NoArgs,
@@ -64,6 +67,9 @@ func (a *app) gc(ctx context.Context, f gcFlags) error {
 	if f.dryRun {
 		verb = "would remove"
 	}
+	for _, b := range rep.Builds.Removed {
+		fmt.Fprintf(a.stdout, "%s build %s (%s)\n", verb, b.Path, units.Bytes(b.Size))
+	}
 	m := rep.Models
 	for _, b := range m.Blobs {
 		fmt.Fprintf(a.stdout, "%s model sha256:%s (%s)\n", verb, b.SHA256, units.Bytes(b.Size))
@@ -74,7 +80,7 @@ func (a *app) gc(ctx context.Context, f gcFlags) error {
 	for _, p := range m.Partials {
 		fmt.Fprintf(a.stdout, "%s partial download %s (%s)\n", verb, filepath.Base(p.Path), units.Bytes(p.Size))
 	}
-	freed := m.Freed
+	freed := m.Freed + rep.Builds.Freed
 	if rep.Git != nil {
 		for _, r := range rep.Git.Removed {
 			fmt.Fprintf(a.stdout, "%s git repository %s (%s)\n", verb, r.Key, units.Bytes(r.Size))

@@ -58,8 +58,9 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	// The modes that run on RunPod wait for the network volume before
 	// anything reads from it (a GCS key file, versions, the cache).
 	mode := runpod.ChooseMode(rp, f.serveAPI, cmd.Flags().Changed("test_input"))
+	var noVolume string
 	if mode.OnRunPod() {
-		if err := a.waitForVolume(ctx); err != nil {
+		if noVolume, err = a.waitForVolume(ctx); err != nil {
 			return err
 		}
 	}
@@ -67,6 +68,7 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	h.Notify(noVolume)
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -102,22 +104,24 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 }
 
 // waitForVolume holds a serverless worker until its network volume is
-// mounted (RUNPOD_VOLUME_WAIT seconds, default 60; 0 disables).
-func (a *app) waitForVolume(ctx context.Context) error {
+// mounted (RUNPOD_VOLUME_WAIT seconds, default 60), unless nothing lives
+// there. Without it the worker runs on the container disk: the warning
+// says so, in the log and in the first job's result.
+func (a *app) waitForVolume(ctx context.Context) (warning string, err error) {
 	env := &envconf.Reader{Getenv: a.getenv}
 	wait := env.Seconds("RUNPOD_VOLUME_WAIT", 60*time.Second)
 	if env.Err() != nil {
-		return usageErr(env.Err())
+		return "", usageErr(env.Err())
 	}
-	if wait == 0 {
-		return nil
+	paths := append([]string{a.cfg.ModelsDir, a.cfg.ComfyHome, a.cfg.WheelsDir, a.cfg.VersionsDir, env.Str("GOOGLE_APPLICATION_CREDENTIALS")},
+		a.cfg.ExtraVersionsDirs...)
+	_, warning, err = cache.VolumeWait{Env: a.cfg.Cache, Paths: paths, Timeout: wait, Waiting: func(vol string, max time.Duration) {
+		a.log.Info().Str("volume", vol).Int64("max_wait_ms", max.Milliseconds()).Msg("waiting for the network volume")
+	}}.Wait(ctx)
+	if warning != "" {
+		a.log.Warn().Msg(warning)
 	}
-	vol := firstNonEmpty(a.cfg.Cache.Volume, cache.DefaultVolume)
-	if cache.VolumeReady(vol) {
-		return nil
-	}
-	a.log.Info().Str("volume", vol).Int64("max_wait_ms", wait.Milliseconds()).Msg("waiting for the network volume")
-	return cache.WaitForVolume(ctx, vol, wait, time.Second)
+	return warning, err
 }
 
 // trimMemory gives back the binary's start-up pages before the worker

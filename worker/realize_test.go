@@ -102,7 +102,8 @@ func TestRealizeCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.mustRun("realize", "demo", "--json")), &res); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := res["steps"]; res["build_dir"] != build || res["no_op"] != true || !ok {
+	current, _ := filepath.EvalSymlinks(build)
+	if _, ok := res["steps"]; res["build_dir"] != current || res["no_op"] != true || !ok {
 		t.Errorf("realize --json = %v; want snake_case keys build_dir, no_op, steps", res)
 	}
 	out = e.mustRun("list")

@@ -1,7 +1,8 @@
 // Package cache knows where things live: the shared cache root (git object
 // stores, model blobs, pip cache, lock files) and the builds root, with the
 // defaults that make a RunPod network volume the natural home of both.
-// Cross-process locking of shared entries lives here too.
+// The rules for shared state live here too: file locks (an optimisation
+// within one host, Locks) and leases (what holds across hosts, Lease).
 package cache
 
 import (
@@ -64,7 +65,11 @@ func BuildDir(buildsRoot, id string) string {
 }
 
 // Layout names the directories under a cache root.
-type Layout struct{ Root string }
+type Layout struct {
+	Root string
+	// Lockers takes the cache-wide lock (LockCache).
+	Lockers Locks
+}
 
 // Resolved holds lock files.
 func (l Layout) Resolved() string { return filepath.Join(l.Root, "resolved") }

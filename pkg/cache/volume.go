@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -53,4 +54,90 @@ func WaitForVolume(ctx context.Context, path string, timeout, poll time.Duration
 		case <-t.C:
 		}
 	}
+}
+
+// UsesVolume reports whether the worker needs the network volume: the
+// cache or the builds root defaults to it (not set) or is set to a path on
+// it, or one of paths (other settings that name files: MODELS_DIR, a key
+// file, a versions directory; empty ones are skipped) is on it. With both
+// roots set elsewhere and nothing else on it, the volume is not needed; an
+// unset MODELS_DIR then follows the volume if there is one.
+func (e Env) UsesVolume(paths ...string) bool {
+	vol := filepath.Clean(e.volume())
+	on := func(p string) bool {
+		p = filepath.Clean(p)
+		return p == vol || strings.HasPrefix(p, vol+string(filepath.Separator))
+	}
+	if e.CacheDir == "" || e.BuildsDir == "" || on(e.CacheDir) || on(e.BuildsDir) {
+		return true
+	}
+	for _, p := range paths {
+		if p != "" && on(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// VolumeState is what the start-up wait found.
+type VolumeState int
+
+const (
+	// VolumeNotNeeded: nothing lives on the volume; the worker did not
+	// wait for it.
+	VolumeNotNeeded VolumeState = iota
+	// VolumeMounted: the volume is there.
+	VolumeMounted
+	// VolumeMissing: the worker needs the volume and it did not come; it
+	// runs on the container disk.
+	VolumeMissing
+)
+
+// VolumeWait is a serverless worker's start-up wait for its network
+// volume.
+type VolumeWait struct {
+	Env Env
+	// Paths are the other settings that name files (MODELS_DIR, a key
+	// file, versions directories): the volume is needed when one is on it.
+	Paths []string
+	// Timeout bounds the wait (RUNPOD_VOLUME_WAIT); 0 looks once.
+	Timeout time.Duration
+	// Poll is how often the volume is looked for; default 1s.
+	Poll time.Duration
+	// Waiting is called once when the volume is not there yet and the
+	// worker waits for it.
+	Waiting func(path string, timeout time.Duration)
+}
+
+// Wait waits for the volume when the worker needs it. A volume that does
+// not come is no error: the worker then runs on the container disk, and
+// warning says so, for the log and the first job's result. Only ctx
+// ending is an error.
+func (w VolumeWait) Wait(ctx context.Context) (state VolumeState, warning string, err error) {
+	if !w.Env.UsesVolume(w.Paths...) {
+		return VolumeNotNeeded, "", nil
+	}
+	vol := w.Env.volume()
+	if VolumeReady(vol) {
+		return VolumeMounted, "", nil
+	}
+	if w.Timeout > 0 {
+		if w.Waiting != nil {
+			w.Waiting(vol, w.Timeout)
+		}
+		poll := w.Poll
+		if poll <= 0 {
+			poll = time.Second
+		}
+		err := WaitForVolume(ctx, vol, w.Timeout, poll)
+		if err == nil {
+			return VolumeMounted, "", nil
+		}
+		if ctx.Err() != nil {
+			return VolumeMissing, "", ctx.Err()
+		}
+	}
+	return VolumeMissing, fmt.Sprintf("no network volume at %s (waited %s): this worker keeps its builds, models and caches on the container disk, "+
+		"where they are lost when it stops, so every worker realizes each version again; attach a network volume to the endpoint "+
+		"(mounted at %s), or set COMFY_CACHE_ROOT and COMFY_BUILDS_ROOT to say where they go", vol, w.Timeout, vol), nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -17,50 +15,44 @@ import (
 // expandFromHistory expands an abbreviated commit that is no ref tip, as
 // `git rev-parse` would in a clone: it fetches every branch and tag with
 // full history into the cache repository of url (the same one realize
-// fetches into, so the work is not lost) and looks the prefix up among its
-// commits. A commit that only an unadvertised ref reaches is not found.
+// fetches into, so the work is not lost; published like every fetch, see
+// publish.go) and looks the prefix up among its commits. A commit that only an unadvertised ref reaches is not found.
 func (c *Client) expandFromHistory(ctx context.Context, url, abbrev string) (string, error) {
 	dir, err := RepoDir(c.cacheDir, url)
 	if err != nil {
 		return "", err
 	}
 	rem := c.remoteFor(url)
-	unlock, err := lockFile(ctx, dir+".lock", c.log, rem.display)
+	unlock, err := c.lockRepo(ctx, dir, rem.display)
 	if err != nil {
 		return "", fmt.Errorf("expand %s in %s: %w", abbrev, rem.display, err)
 	}
 	defer unlock()
-	cleanStale(dir)
+	cleanStale(dir, c.lease.Expiry)
+	prefix := strings.ToLower(abbrev)
+	if st, err := openStore(dir); err == nil {
+		found := commitsWithPrefix(st, prefix)
+		_ = st.Close()
+		if len(found) == 1 {
+			return found[0], nil
+		}
+	}
+	c.log.Info().Str("url", rem.display).Str("commit", abbrev).Msg("abbreviated commit is no ref tip; fetching the repository's history to expand it")
+	_, err = c.fetchPrivately(ctx, dir, plumbing.ZeroHash, func(st *store) error {
+		err := c.gitFetch(ctx, st, rem, 0, "+refs/heads/*:refs/fetch/heads/*", "+refs/tags/*:refs/fetch/tags/*")
+		if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return fmt.Errorf("expand %s: fetch history of %s: %w", abbrev, rem.display, scrubErr(err, rem.secrets))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
 	st, err := openStore(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Lstat(dir); serr == nil {
-			return "", fmt.Errorf("expand %s in %s: cache repository %s is incomplete; run realize to rebuild it", abbrev, rem.display, dir)
-		}
-		st, err = createRepo(dir, rem.display)
-		if err != nil {
-			return "", err
-		}
-	} else if err != nil {
+	if err != nil {
 		return "", fmt.Errorf("open cache repository for %s: %w", rem.display, err)
 	}
 	defer st.Close()
-	prefix := strings.ToLower(abbrev)
-	if found := commitsWithPrefix(st, prefix); len(found) == 1 {
-		return found[0], nil
-	}
-	c.log.Info().Str("url", rem.display).Str("commit", abbrev).Msg("abbreviated commit is no ref tip; fetching the repository's history to expand it")
-	before := st.packFiles()
-	err = c.gitFetch(ctx, st, rem, c.fullDepth(st, 0), "+refs/heads/*:refs/fetch/heads/*", "+refs/tags/*:refs/fetch/tags/*")
-	_ = st.removeRefs("refs/fetch/")
-	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return "", fmt.Errorf("expand %s: fetch history of %s: %w", abbrev, rem.display, scrubErr(err, rem.secrets))
-	}
-	if err := st.pruneShallow(); err != nil {
-		return "", fmt.Errorf("expand %s: %w", abbrev, err)
-	}
-	if err := st.syncNewPacks(before); err != nil {
-		return "", fmt.Errorf("expand %s: %w", abbrev, err)
-	}
 	switch found := commitsWithPrefix(st, prefix); len(found) {
 	case 0:
 		return "", nil

@@ -5,9 +5,13 @@
 // commit's tree as an immutable snapshot (no .git, submodules filled in).
 //
 // The cache holds one bare repository per remote, <cache>/<RepoKey>.git,
-// with one ref per fetched commit under refs/pins/ and a lock file beside
-// it that serialises fetches across processes. Nothing in it or in an
-// export refers to an absolute path, so a volume can be mounted anywhere.
+// with one ref per fetched commit under refs/pins/. Hosts sharing the cache
+// on a network volume need no lock: a fetch fills a private repository and
+// publishes its packs and the pin into the shared one by renames, and
+// nothing there is ever rewritten (see publish.go). A lock file beside each
+// repository only makes fetches on one host take turns. Nothing in the
+// cache or in an export refers to an absolute path, so a volume can be
+// mounted anywhere.
 //
 // All network access goes through go-git, so no git binary is needed for
 // http(s) remotes; file:// remotes use git-upload-pack as git itself does.

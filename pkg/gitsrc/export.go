@@ -109,8 +109,8 @@ func Export(ctx context.Context, repoDir, commit, dest string, opts ExportOption
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("export %s: %w", commit, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-")
-	if err != nil {
+	tmp := filepath.Join(parent, "."+base+".tmp-"+fsutil.Random())
+	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("export %s: %w", commit, err)
 	}
 	defer func() {
@@ -161,13 +161,7 @@ func replaceDir(tmp, dest string) error {
 		}
 		return os.RemoveAll(tmp) // tmp now holds the old tree
 	}
-	old, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".old-")
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(old); err != nil {
-		return err
-	}
+	old := filepath.Join(parent, "."+filepath.Base(dest)+".old-"+fsutil.Random())
 	if err := os.Rename(dest, old); err != nil {
 		return err
 	}
@@ -188,7 +182,7 @@ func replaceDir(tmp, dest string) error {
 // dead export's temp directory from a running one's.
 func RemoveStaleExports(dest string) error {
 	parent, base := filepath.Split(filepath.Clean(dest))
-	re := regexp.MustCompile(`^\.` + regexp.QuoteMeta(base) + `\.(tmp|old)-[0-9]+$`)
+	re := regexp.MustCompile(`^\.` + regexp.QuoteMeta(base) + `\.(tmp|old)-[0-9a-f]+$`)
 	entries, err := os.ReadDir(parent)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

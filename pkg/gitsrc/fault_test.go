@@ -144,10 +144,11 @@ func TestFetchCancelledMidTransfer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, _ := RepoDir(cache, u)
+	midPack := make(chan bool, 1)
 	go func() {
 		<-stall.started
 		// Cancel once part of the pack is on disk, as a kill would find it.
-		waitFor(5*time.Second, func() bool { return len(partialPacks(dir)) > 0 })
+		midPack <- waitFor(5*time.Second, func() bool { return len(partialPacks(dir)) > 0 })
 		cancel()
 	}()
 	start := time.Now()
@@ -161,8 +162,12 @@ func TestFetchCancelledMidTransfer(t *testing.T) {
 	if complete, _ := present(dir, plumbing.NewHash(sha)); complete {
 		t.Fatal("commit reported present after a cut transfer")
 	}
-	if len(partialPacks(dir)) == 0 {
-		t.Fatal("the cut left no partial pack: the test did not cut mid-pack")
+	if !<-midPack {
+		t.Fatal("no partial pack before the cut: the test did not cut mid-pack")
+	}
+	// The fetch's private repository went with it.
+	if l := leftovers(t, dir); len(l) > 0 {
+		t.Fatalf("leftovers after the cut: %v", l)
 	}
 
 	stall.armed.Store(false)
@@ -244,13 +249,17 @@ func TestFetchRebuildsCorruptRepo(t *testing.T) {
 	}
 }
 
-// partialPacks lists the non-empty temp packs go-git is writing or left.
+// partialPacks lists the non-empty temp packs go-git is writing or left,
+// in the private repositories fetches fill next to repoDir.
 func partialPacks(repoDir string) []string {
 	var found []string
-	entries, _ := os.ReadDir(filepath.Join(repoDir, "objects", "pack"))
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "tmp_pack_") && fi.Size() > 0 {
-			found = append(found, e.Name())
+	private, _ := filepath.Glob(repoDir + ".tmp-*")
+	for _, dir := range private {
+		entries, _ := os.ReadDir(filepath.Join(dir, "objects", "pack"))
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "tmp_pack_") && fi.Size() > 0 {
+				found = append(found, e.Name())
+			}
 		}
 	}
 	return found

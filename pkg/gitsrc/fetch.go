@@ -2,14 +2,13 @@ package gitsrc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/runpod-comfy/worker/internal/fsutil"
 )
 
 // FetchPath says how a commit reached the cache.
@@ -71,10 +70,13 @@ type FetchResult struct {
 // refuses that gets the ref instead, at depth 1 when the commit is a tip,
 // then deeper. The path taken is logged at Info ("git fetch path=...").
 //
-// Fetches of one repository are serialised by a lock file next to it, across
-// processes; different repositories fetch in parallel. A fetch killed at any
-// point leaves a repository the next Fetch completes, and a repository found
-// corrupt is rebuilt beside the old one and swapped in.
+// A fetch fills a private repository next to the cache's and publishes its
+// objects, then the pin, each by a rename (see publish.go), so hosts that
+// share the cache need no lock and readers never see half a commit. On one
+// host, fetches of one repository take turns on a lock file next to it, so
+// the second finds the first one's work; different repositories fetch in
+// parallel. A fetch killed at any point leaves nothing the next Fetch
+// trips on, and a repository found damaged is replaced by a new one.
 //
 // Errors name the URL with credentials redacted. A commit the server does
 // not have is a *CommitNotFoundError; see also ErrRepoNotFound, ErrAuth and
@@ -102,6 +104,8 @@ func (c *Client) Fetch(ctx context.Context, req FetchRequest) (*FetchResult, err
 	complete, pinned := present(dir, commit)
 	if complete && pinned {
 		c.log.Debug().Str("url", rem.display).Str("commit", res.Commit).Msg("commit already cached")
+		// The repository's last use, which gc --git goes by.
+		_ = fsutil.TouchIfOlder(dir, time.Hour)
 		return res, nil
 	}
 
@@ -110,12 +114,12 @@ func (c *Client) Fetch(ctx context.Context, req FetchRequest) (*FetchResult, err
 			"run once without offline mode to fill the cache", commit, rem.display, dir, ErrOffline)
 	}
 
-	unlock, err := lockFile(ctx, dir+".lock", c.log, rem.display)
+	unlock, err := c.lockRepo(ctx, dir, rem.display)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s from %s: %w", commit, rem.display, err)
 	}
 	defer unlock()
-	cleanStale(dir)
+	cleanStale(dir, c.lease.Expiry)
 
 	start := time.Now()
 	path, err := c.fetchLocked(ctx, dir, commit, req.Ref, rem)
@@ -148,124 +152,39 @@ func present(dir string, commit plumbing.Hash) (complete, pinned bool) {
 	return st.hasCommit(commit), st.pinned(commit)
 }
 
-// fetchLocked fetches into dir, creating it or, when it is corrupt,
-// rebuilding it. The caller holds dir's lock.
+// fetchLocked brings commit into dir: a pin when dir already holds it,
+// else a fetch into a private repository published into dir (see
+// publish.go), which also replaces a damaged dir.
 func (c *Client) fetchLocked(ctx context.Context, dir string, commit plumbing.Hash, ref string, rem *remoteTarget) (FetchPath, error) {
-	st, err := openStore(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if _, serr := os.Lstat(dir); serr == nil {
-			c.log.Warn().Str("url", rem.display).Str("dir", dir).Msg("cache repository is incomplete; re-creating it")
-			return c.fetchFresh(ctx, dir, commit, ref, rem)
-		}
-		if st, err = createRepo(dir, rem.display); err != nil {
-			return "", err
-		}
-	case err != nil:
-		c.log.Warn().Str("url", rem.display).Str("dir", dir).Str("error", err.Error()).
-			Msg("cache repository is unreadable; re-creating it")
-		return c.fetchFresh(ctx, dir, commit, ref, rem)
-	}
-	defer st.Close()
-
 	// Another process may have fetched it while we waited for the lock, or
 	// it came with an earlier fetch's history and only needs its pin.
-	if st.hasCommit(commit) {
-		if err := st.pin(commit); err != nil {
-			return "", fmt.Errorf("pin %s in %s: %w", commit, dir, err)
+	if st, err := openStore(dir); err == nil {
+		has := st.hasCommit(commit)
+		if has {
+			err = st.pin(commit)
 		}
-		return PathCached, nil
-	}
-	// A damaged repository would mislead the fetch (go-git offers an
-	// unreadable pinned commit as one we have), so check before, too.
-	if herr := st.healthy(); herr != nil {
-		c.log.Warn().Str("url", rem.display).Str("dir", dir).Str("error", herr.Error()).
-			Msg("cache repository is corrupt; re-creating it")
 		_ = st.Close()
-		return c.fetchFresh(ctx, dir, commit, ref, rem)
-	}
-	path, err := c.fetchInto(ctx, st, commit, ref, rem)
-	if err == nil || !worthRebuilding(ctx, err) {
-		return path, err
-	}
-	if herr := st.healthy(); herr != nil {
-		c.log.Warn().Str("url", rem.display).Str("dir", dir).Str("error", herr.Error()).
-			Msg("cache repository is corrupt; re-creating it")
-		_ = st.Close()
-		return c.fetchFresh(ctx, dir, commit, ref, rem)
-	}
-	return "", err
-}
-
-// createRepo makes an empty cache repository at dir and opens it.
-func createRepo(dir, display string) (*store, error) {
-	tmp, err := initRepo(dir)
-	if err != nil {
-		return nil, fmt.Errorf("create cache repository for %s: %w", display, err)
-	}
-	if err := installRepo(tmp, dir); err != nil {
-		_ = os.RemoveAll(tmp)
-		return nil, fmt.Errorf("create cache repository for %s: %w", display, err)
-	}
-	st, err := openStore(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open cache repository for %s: %w", display, err)
-	}
-	return st, nil
-}
-
-// worthRebuilding tells failures that a damaged local repository can cause
-// from answers of the server or the caller, which a rebuild cannot change.
-func worthRebuilding(ctx context.Context, err error) bool {
-	var nf *CommitNotFoundError
-	return ctx.Err() == nil && !errors.As(err, &nf) &&
-		!errors.Is(err, ErrAuth) && !errors.Is(err, ErrRepoNotFound)
-}
-
-// fetchFresh fetches into a new repository next to dir and swaps it in
-// only once it holds the commit, so a failure leaves dir as it was.
-func (c *Client) fetchFresh(ctx context.Context, dir string, commit plumbing.Hash, ref string, rem *remoteTarget) (FetchPath, error) {
-	tmp, err := initRepo(dir)
-	if err != nil {
-		return "", fmt.Errorf("create cache repository for %s: %w", rem.display, err)
-	}
-	st, err := openStore(tmp)
-	if err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", fmt.Errorf("open new cache repository for %s: %w", rem.display, err)
-	}
-	path, err := c.fetchInto(ctx, st, commit, ref, rem)
-	_ = st.Close()
-	if err == nil {
-		err = installRepo(tmp, dir)
-	}
-	if err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", err
-	}
-	return path, nil
-}
-
-// fetchInto runs the fetch strategy, then checks the result, pins the
-// commit and syncs the new packs.
-func (c *Client) fetchInto(ctx context.Context, st *store, commit plumbing.Hash, ref string, rem *remoteTarget) (FetchPath, error) {
-	before := st.packFiles()
-	path, err := c.fetchSteps(ctx, st, commit, ref, rem)
-	// Temporary refs of the fallback paths go whatever happened; the pin
-	// is what keeps the commit.
-	_ = st.removeRefs("refs/fetch/")
-	if err != nil {
-		// fetchSteps reports success only once verify passed.
-		return "", err
-	}
-	for _, step := range []func() error{
-		func() error { return st.pin(commit) },
-		st.pruneShallow,
-		func() error { return st.syncNewPacks(before) },
-	} {
-		if err := step(); err != nil {
-			return "", fmt.Errorf("fetch %s from %s: record in %s: %w", commit, rem.display, st.dir, err)
+		if has {
+			if err != nil {
+				return "", fmt.Errorf("pin %s in %s: %w", commit, dir, err)
+			}
+			return PathCached, nil
 		}
+	}
+	var path FetchPath
+	var fetchErr error
+	replaced, err := c.fetchPrivately(ctx, dir, commit, func(st *store) error {
+		path, fetchErr = c.fetchSteps(ctx, st, commit, ref, rem)
+		return fetchErr
+	})
+	if fetchErr != nil {
+		return "", fetchErr // worded for the user by fetchSteps
+	}
+	if err != nil {
+		return "", fmt.Errorf("fetch %s from %s: record in %s: %w", commit, rem.display, dir, err)
+	}
+	if replaced {
+		c.log.Warn().Str("url", rem.display).Str("dir", dir).Msg("cache repository was damaged; re-creating it")
 	}
 	return path, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/runpod-comfy/worker/internal/gittest"
+	"github.com/runpod-comfy/worker/pkg/cache"
 )
 
 // helperEnv carries a FetchRequest (JSON) to the re-executed test binary.
@@ -125,12 +126,12 @@ func TestFetchSurvivesKilledProcess(t *testing.T) {
 	r, sha := bigRepo(t)
 	stall, _, u := stallServer(t, "github.com/owner/big", r)
 	stall.armed.Store(true)
-	cache := t.TempDir()
-	dir, _ := RepoDir(cache, u)
+	cacheDir := t.TempDir()
+	dir, _ := RepoDir(cacheDir, u)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd, _, stderr := startHelper(t, ctx, FetchRequest{CacheDir: cache, URL: u, Commit: sha})
+	cmd, _, stderr := startHelper(t, ctx, FetchRequest{CacheDir: cacheDir, URL: u, Commit: sha})
 	select {
 	case <-stall.started:
 	case <-ctx.Done():
@@ -149,12 +150,22 @@ func TestFetchSurvivesKilledProcess(t *testing.T) {
 	stall.armed.Store(false)
 	fctx, fcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer fcancel()
-	res, err := NewClient(Options{}).Fetch(fctx, FetchRequest{CacheDir: cache, URL: u, Commit: sha})
+	res, err := NewClient(Options{}).Fetch(fctx, FetchRequest{CacheDir: cacheDir, URL: u, Commit: sha})
 	if err != nil || res.Path != PathSHA {
 		t.Fatalf("fetch after the kill = %+v, %v", res, err)
 	}
 	assertCommitComplete(t, dir, sha)
+	// The dead fetch's private repository may belong to a live process on
+	// another host as far as anyone can tell, until its lease expires.
+	if l := leftovers(t, dir); len(l) != 1 {
+		t.Fatalf("leftovers right after the kill: %v, want the dead fetch's private repository", l)
+	}
+	time.Sleep(50 * time.Millisecond)
+	c := NewClient(Options{Lease: cache.Lease{Refresh: time.Millisecond, Expiry: 40 * time.Millisecond}})
+	if _, err := c.Fetch(fctx, FetchRequest{CacheDir: cacheDir, URL: u, Commit: r.Commit("more", map[string]string{"more.txt": "more\n"})}); err != nil {
+		t.Fatal(err)
+	}
 	if l := leftovers(t, dir); len(l) > 0 {
-		t.Fatalf("leftovers after the kill: %v", l)
+		t.Fatalf("leftovers once their lease expired: %v", l)
 	}
 }

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/pkg/cache"
 )
 
 // PruneOptions tune Prune.
@@ -18,6 +19,9 @@ type PruneOptions struct {
 	MinAge time.Duration
 	DryRun bool
 	Now    time.Time // zero: time.Now()
+	// Locks skip a repository another process on this host is fetching
+	// into.
+	Locks cache.Locks
 }
 
 // PrunedRepo is one repository removed (or that a dry run would remove).
@@ -47,10 +51,16 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 	var repos []string
 	err := filepath.WalkDir(cacheDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if p == cacheDir && os.IsNotExist(err) {
+			switch {
+			case p == cacheDir && os.IsNotExist(err):
 				return filepath.SkipAll
+			case os.IsNotExist(err):
+				return nil // a fetch's private repository, published or removed meanwhile
 			}
 			return err
+		}
+		if d.IsDir() && p != cacheDir && privateName(d.Name()) {
+			return filepath.SkipDir // being fetched into, or on its way out
 		}
 		if d.IsDir() && strings.HasSuffix(p, ".git") && isDir(filepath.Join(p, "objects")) {
 			repos = append(repos, p)
@@ -77,7 +87,7 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 		}
 		item := PrunedRepo{Key: key, Path: dir, Size: dirSize(dir)}
 		if !o.DryRun {
-			removed, err := removeRepo(dir)
+			removed, err := removeRepo(dir, o.Locks)
 			if err != nil {
 				return rep, err
 			}
@@ -91,15 +101,25 @@ func Prune(ctx context.Context, cacheDir string, keep map[string]bool, o PruneOp
 	return rep, nil
 }
 
+// privateName matches the private and aside directories made next to a
+// repository (see tempSibling).
+func privateName(name string) bool {
+	for _, kind := range []string{".git.tmp-", ".git.old-", ".git.pruned-"} {
+		if strings.Contains(name, kind) {
+			return true
+		}
+	}
+	return false
+}
+
 // removeRepo removes dir if its fetch lock is free; false when it is held.
-func removeRepo(dir string) (bool, error) {
-	lk := flock.New(dir + ".lock")
-	ok, err := lk.TryLock()
+func removeRepo(dir string, locks cache.Locks) (bool, error) {
+	unlock, ok, err := locks.TryLock(dir + ".lock")
 	if err != nil || !ok {
 		return false, nil
 	}
-	defer lk.Unlock()
-	aside := fmt.Sprintf("%s.pruned-%d", dir, os.Getpid())
+	defer unlock()
+	aside := dir + ".pruned-" + fsutil.Random()
 	if err := os.Rename(dir, aside); err != nil {
 		return false, fmt.Errorf("prune %s: %w", dir, err)
 	}

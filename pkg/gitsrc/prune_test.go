@@ -78,3 +78,23 @@ func TestPrune(t *testing.T) {
 		t.Errorf("missing cache: %+v, %v", rep, err)
 	}
 }
+
+// TestPruneWhileFetching: a prune that meets a fetch's private repository
+// neither walks into it (it may vanish under the walk) nor removes it.
+func TestPruneWhileFetching(t *testing.T) {
+	cacheDir := t.TempDir()
+	private := filepath.Join(cacheDir, "github.com", "o", "r.git.tmp-0123456789abcdef")
+	os.MkdirAll(filepath.Join(private, "objects", "pack"), 0o755)
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(private, old, old)
+	rep, err := Prune(context.Background(), cacheDir, nil, PruneOptions{})
+	if err != nil || len(rep.Removed) != 0 {
+		t.Fatalf("prune: %+v, %v", rep, err)
+	}
+	if !isDir(private) {
+		t.Fatal("prune removed a fetch's private repository")
+	}
+	if privateName("r.git") || !privateName("r.git.old-1") {
+		t.Error("privateName")
+	}
+}

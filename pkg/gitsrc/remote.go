@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/rs/zerolog"
+
+	"github.com/runpod-comfy/worker/pkg/cache"
 )
 
 // DefaultListTimeout bounds one listing when Options.ListTimeout is zero.
@@ -50,6 +52,12 @@ type Options struct {
 	// abbreviated commit that is no ref tip by fetching the repository's
 	// history there; without it only ref tips can be abbreviated.
 	CacheDir string
+	// Locks make processes on one host fetch a repository once (an
+	// optimisation: across hosts the cache needs none).
+	Locks cache.Locks
+	// Lease times the private repositories fetches fill; zero fields take
+	// cache.DefaultLease.
+	Lease cache.Lease
 }
 
 // Client talks to remote git repositories with go-git. It is safe for
@@ -61,6 +69,8 @@ type Client struct {
 	listTimeout time.Duration
 	offline     bool
 	cacheDir    string
+	locks       cache.Locks
+	lease       cache.Lease
 }
 
 // NewClient returns a Client configured by opts.
@@ -72,6 +82,8 @@ func NewClient(opts Options) *Client {
 		listTimeout: opts.ListTimeout,
 		offline:     opts.Offline,
 		cacheDir:    opts.CacheDir,
+		locks:       opts.Locks,
+		lease:       opts.Lease.OrDefault(),
 	}
 	if c.listTimeout <= 0 {
 		c.listTimeout = DefaultListTimeout

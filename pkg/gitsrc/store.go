@@ -3,13 +3,12 @@ package gitsrc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/go-git/go-billy/v5/osfs"
-	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -33,9 +32,10 @@ func RepoDir(cacheDir, rawURL string) (string, error) {
 	return filepath.Join(cacheDir, filepath.FromSlash(key)+".git"), nil
 }
 
-// store is an open cache repository. Its ref and shallow writes go through
-// temp file + rename, because go-git truncates those files in place and a
-// killed fetch would otherwise leave an empty ref behind.
+// store is an open repository: the shared cache repository, or a fetch's
+// private one. Its ref and shallow writes go through a private temp file +
+// rename, because go-git truncates those files in place and a killed fetch
+// would otherwise leave an empty ref behind.
 type store struct {
 	*filesystem.Storage
 	dir string
@@ -69,11 +69,14 @@ func (s *store) SetReference(ref *plumbing.Reference) error {
 	if !strings.HasPrefix(name, "refs/") || strings.Contains(name, "..") || strings.Contains(name, "/.") {
 		return fmt.Errorf("refusing to write ref %q", name)
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(s.dir, filepath.FromSlash(name)), []byte(ref.Hash().String()+"\n"), 0o644)
+	// The temp file goes to the repository's top: go-git reads every file
+	// under refs/ as a ref, and a half-written one there would make the
+	// repository look damaged to a reader on another host.
+	return fsutil.WriteFileAtomicVia(s.dir, filepath.Join(s.dir, filepath.FromSlash(name)), []byte(ref.Hash().String()+"\n"), 0o644)
 }
 
-// CheckAndSetReference ignores old: the caller holds the repository's lock,
-// so nobody else moves refs underneath.
+// CheckAndSetReference ignores old: refs are only ever written into a
+// fetch's private repository, or as pins whose content never changes.
 func (s *store) CheckAndSetReference(ref, _ *plumbing.Reference) error {
 	return s.SetReference(ref)
 }
@@ -106,40 +109,12 @@ func (s *store) pinned(commit plumbing.Hash) bool {
 	return err == nil && strings.TrimSpace(string(data)) == commit.String()
 }
 
-// pruneShallow drops shallow entries whose parents have all arrived since
-// (go-git adds new boundaries on a deeper fetch but never removes old ones),
-// so later fetches do not ask the server to resend history we hold.
-func (s *store) pruneShallow() error {
-	shallows, err := s.Shallow()
-	if err != nil || len(shallows) == 0 {
-		return err
-	}
-	keep := shallows[:0:0]
-	for _, h := range shallows {
-		c, err := object.GetCommit(s, h)
-		if err != nil {
-			keep = append(keep, h)
-			continue
-		}
-		for _, p := range c.ParentHashes {
-			if s.HasEncodedObject(p) != nil {
-				keep = append(keep, h)
-				break
-			}
-		}
-	}
-	if len(keep) == len(shallows) {
-		return nil
-	}
-	return s.SetShallow(keep)
-}
-
 // removeRefs deletes the refs under prefix (the fallback's temporary refs).
 func (s *store) removeRefs(prefix string) error {
 	return os.RemoveAll(filepath.Join(s.dir, filepath.FromSlash(prefix)))
 }
 
-// packFiles lists objects/pack, so the files a fetch adds can be synced.
+// packFiles lists objects/pack.
 func (s *store) packFiles() map[string]bool {
 	entries, _ := os.ReadDir(filepath.Join(s.dir, "objects", "pack"))
 	out := make(map[string]bool, len(entries))
@@ -147,21 +122,6 @@ func (s *store) packFiles() map[string]bool {
 		out[e.Name()] = true
 	}
 	return out
-}
-
-// syncNewPacks fsyncs the pack files that are not in before, then the pack
-// directory: go-git renames packs into place without syncing them.
-func (s *store) syncNewPacks(before map[string]bool) error {
-	dir := filepath.Join(s.dir, "objects", "pack")
-	for name := range s.packFiles() {
-		if before[name] {
-			continue
-		}
-		if err := syncFile(filepath.Join(dir, name)); err != nil {
-			return err
-		}
-	}
-	return fsutil.SyncDir(dir)
 }
 
 func syncFile(path string) error {
@@ -210,122 +170,41 @@ func (s *store) verifyTree(h plumbing.Hash) error {
 	return nil
 }
 
-// healthy reports whether every ref of the store parses and points to a
-// readable object: the check that tells a corrupt repository (to rebuild)
-// from a failed network fetch (to report).
+// healthy reports whether every ref file of the store parses and points
+// to a readable object: the check that tells a damaged repository (to
+// replace) from a failed network fetch (to report). Temp files of ref
+// writes (dot files) are skipped: another process may be writing one.
 func (s *store) healthy() error {
-	iter, err := s.IterReferences()
-	if err != nil {
-		return err
-	}
-	defer iter.Close()
-	return iter.ForEach(func(ref *plumbing.Reference) error {
-		if ref.Type() != plumbing.HashReference {
+	return filepath.WalkDir(filepath.Join(s.dir, "refs"), func(p string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		case strings.HasPrefix(d.Name(), "."):
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		case d.IsDir():
 			return nil
 		}
-		if _, err := s.EncodedObject(plumbing.AnyObject, ref.Hash()); err != nil {
-			return fmt.Errorf("ref %s: %w", ref.Name(), err)
-		}
-		return nil
-	})
-}
-
-// tempSibling matches the temp and old directories initRepo and replaceRepo
-// create next to a repository. The random part is decimal digits, so it
-// never ends in ".git" and cannot match another repository's directory.
-func tempSibling(base string) *regexp.Regexp {
-	return regexp.MustCompile(`^` + regexp.QuoteMeta(base) + `\.(tmp|old)-[0-9]+$`)
-}
-
-// cleanStale removes what killed fetches leave behind: go-git's temp packs,
-// an index whose pack never arrived (go-git writes the .idx first, and
-// would trust a half-written one if the same pack came again), our temp
-// files, and temp repositories next to dir. Only call it holding the lock.
-func cleanStale(dir string) {
-	packDir := filepath.Join(dir, "objects", "pack")
-	if entries, err := os.ReadDir(packDir); err == nil {
-		have := map[string]bool{}
-		for _, e := range entries {
-			have[e.Name()] = true
-		}
-		for _, e := range entries {
-			n := e.Name()
-			stale := strings.HasPrefix(n, "tmp_pack_") || strings.HasPrefix(n, ".") ||
-				(strings.HasSuffix(n, ".idx") && !have[strings.TrimSuffix(n, ".idx")+".pack"])
-			if stale {
-				_ = os.Remove(filepath.Join(packDir, n))
-			}
-		}
-	}
-	_ = filepath.WalkDir(filepath.Join(dir, "refs"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp-") {
-			_ = os.Remove(p)
-		}
-		return nil
-	})
-	if entries, err := os.ReadDir(dir); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".shallow.tmp-") {
-				_ = os.Remove(filepath.Join(dir, e.Name()))
-			}
-		}
-	}
-	parent, base := filepath.Split(dir)
-	re := tempSibling(base)
-	if entries, err := os.ReadDir(parent); err == nil {
-		for _, e := range entries {
-			if re.MatchString(e.Name()) {
-				_ = os.RemoveAll(filepath.Join(parent, e.Name()))
-			}
-		}
-	}
-}
-
-// initRepo creates an empty bare repository in a temp directory next to dir
-// and returns its path; the caller fills it and renames it into place, so
-// a repository directory is never seen half-initialised.
-func initRepo(dir string) (string, error) {
-	parent, base := filepath.Split(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(parent, base+".tmp-")
-	if err != nil {
-		return "", err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", err
-	}
-	if _, err := git.PlainInit(tmp, true); err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", fmt.Errorf("init bare repository: %w", err)
-	}
-	return tmp, nil
-}
-
-// installRepo renames the prepared repository tmp to dir, moving whatever is
-// at dir aside first and deleting it afterwards. Only call it holding the
-// lock.
-func installRepo(tmp, dir string) error {
-	parent, base := filepath.Split(dir)
-	if _, err := os.Lstat(dir); err == nil {
-		old, err := os.MkdirTemp(parent, base+".old-")
+		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		// MkdirTemp only picked a free name: os.Rename will not replace a
-		// directory, and nobody else makes one of that pattern here.
-		if err := os.Remove(old); err != nil {
-			return err
+		rel, _ := filepath.Rel(s.dir, p)
+		line := strings.TrimSpace(string(data))
+		if strings.HasPrefix(line, "ref: ") {
+			return nil // symbolic
 		}
-		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("move corrupt repository aside: %w", err)
+		if len(line) != 40 || !isHex(line) {
+			return fmt.Errorf("ref %s: %q is not a commit", filepath.ToSlash(rel), line)
 		}
-		defer os.RemoveAll(old)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(parent)
+		if _, err := s.EncodedObject(plumbing.AnyObject, plumbing.NewHash(line)); err != nil {
+			return fmt.Errorf("ref %s: %w", filepath.ToSlash(rel), err)
+		}
+		return nil
+	})
 }

@@ -89,6 +89,28 @@ type Handler struct {
 	// result is returned (off the result's path) and before the next job
 	// or Close.
 	cleaning sync.WaitGroup
+	// notices are warnings about the worker itself for the next job's
+	// result (see Notify); guarded by mu.
+	notices []string
+}
+
+// Notify adds a warning about the worker itself (it runs without its
+// network volume, say) to the next job's result: the caller sees it once,
+// whether the job succeeds or fails. An empty warning is ignored.
+func (h *Handler) Notify(warning string) {
+	if warning == "" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.notices = append(h.notices, warning)
+}
+
+// takeNotices returns the pending notices once; the caller holds h.mu.
+func (h *Handler) takeNotices() []string {
+	n := h.notices
+	h.notices = nil
+	return n
 }
 
 type warm struct {
@@ -163,6 +185,9 @@ func (h *Handler) Handle(ctx context.Context, jobID string, raw json.RawMessage,
 		f.Details["timings_ms"] = j.timings
 		if j.versionID != "" {
 			f.Details["version_id"] = j.versionID
+		}
+		if n := h.takeNotices(); len(n) > 0 {
+			f.Details["warnings"] = n
 		}
 		j.log.Error().Str("error_type", f.Type).Str("stage", stage).Msg(f.Message)
 		switch j.format {
@@ -370,6 +395,7 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	if execWarning != "" {
 		result.Warnings = append([]string{execWarning}, result.Warnings...)
 	}
+	result.Warnings = append(j.h.takeNotices(), result.Warnings...)
 	if len(res.NodeTimings) > 0 {
 		result.NodeTimings = map[string]float64{}
 		for id, d := range res.NodeTimings {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 )
 
@@ -165,7 +166,11 @@ func TestKill9Resume(t *testing.T) {
 	}
 	killedAt := srv.BytesServed("/m")
 
-	st, err := New(Config{Root: root, BackoffBase: time.Millisecond})
+	// The killed download's lease expires (its writer no longer refreshes
+	// it); only then may another process take its file over.
+	lease := cache.Lease{Refresh: 50 * time.Millisecond, Expiry: 300 * time.Millisecond}
+	time.Sleep(lease.Expiry + 100*time.Millisecond)
+	st, err := New(Config{Root: root, BackoffBase: time.Millisecond, Lease: lease})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,11 @@
 // backoff and verifying the expected sha256 when one is given. Without one,
 // the digest and size of the first download are recorded in a per-source
 // index (trust on first use) and returned so the caller can pin them in the
-// lock. Cross-process file locks make N workers that fetch the same model at
-// once download it once. Place links a blob to its final path (hardlink, or a
-// relative symlink across file systems), atomically.
+// lock. On one host, file locks make N workers that fetch the same model at
+// once download it once; across hosts sharing the store no lock is trusted:
+// each download writes a private partial file and the first finished copy
+// of a digest wins (see partial.go). Place links a blob to its final path
+// (hardlink, or a relative symlink across file systems), atomically.
 //
 // Tokens (HF_TOKEN, CIVITAI_TOKEN) come in through Config and never appear
 // in logs, errors, index files or returned values.

@@ -54,6 +54,8 @@ type dlJob struct {
 	item      string
 	part      string
 	meta      string
+	// adopted is set when part was taken over from an abandoned download.
+	adopted bool
 }
 
 type dlResult struct {
@@ -87,6 +89,14 @@ func (st *Store) download(ctx context.Context, j dlJob) (dlResult, error) {
 		return dlResult{}, permanent(err)
 	}
 	offset := fi.Size()
+	if offset > 0 && meta.SourceKey == "" && j.want == "" {
+		// Bytes of unknown origin and no checksum to judge them: a resume
+		// could splice two versions of the file unnoticed.
+		offset = 0
+		if err := f.Truncate(0); err != nil {
+			return dlResult{}, permanent(err)
+		}
+	}
 	if j.wantSize > 0 && offset > j.wantSize {
 		if err := f.Truncate(0); err != nil {
 			return dlResult{}, permanent(err)

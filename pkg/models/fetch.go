@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gofrs/flock"
-
 	"github.com/runpod-comfy/worker/internal/fsutil"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
@@ -32,6 +30,7 @@ func (st *Store) Fetch(ctx context.Context, req Request) (Blob, error) {
 		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Finished: true, Message: outcome, Elapsed: time.Since(start)})
 		return Blob{}, st.red.error(fmt.Errorf("model %s: %w", item, err))
 	}
+	st.markUsed(b.SHA256)
 	msg := "cached"
 	if b.Downloaded {
 		msg = "downloaded"
@@ -152,32 +151,38 @@ func (st *Store) fetch(ctx context.Context, req Request) (Blob, string, error) {
 	return Blob{}, item, fmt.Errorf("all %d sources failed: %w", len(errs), errors.Join(errs...))
 }
 
-// fetchFrom downloads src under a cross-process lock. The lock and the
-// partial file are named by the expected digest when there is one (any
-// source of the same bytes may resume them), else by the source.
+// fetchFrom downloads src into a private partial file (see partial.go),
+// under a lock that makes processes on one host wait for each other. The
+// lock and the partial files are named by the expected digest when there
+// is one (any source of the same bytes may resume them), else by the
+// source.
 func (st *Store) fetchFrom(ctx context.Context, src Source, want string, size int64, item string) (Blob, error) {
 	key := "s-" + hashKey(src.Canonical())[:40]
 	if want != "" {
 		key = "d-" + want
 	}
-	lk := flock.New(filepath.Join(st.dir, "locks", key+".lock"), flock.SetPermissions(0o644))
-	ok, err := lk.TryLock()
-	if err == nil && !ok {
+	unlock, err := st.cfg.Locks.Lock(ctx, filepath.Join(st.dir, "locks", key+".lock"), func() {
 		st.log.Info().Str("item", item).Msg("another process is fetching this model; waiting for it")
 		st.cfg.Progress.Report(progress.Event{Task: "download", Item: item, Unit: "bytes", Message: "waiting for another process"})
-		ok, err = lk.TryLockContext(ctx, st.cfg.LockPoll)
-	}
-	if err != nil || !ok {
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return Blob{}, context.Cause(ctx)
 		}
 		return Blob{}, fmt.Errorf("lock model store entry: %w", err)
 	}
-	defer lk.Unlock()
+	defer unlock()
 
-	// The process we waited for may have fetched it.
-	if b, ok := st.lookup(want, size, []Source{src}); ok {
+	// The process we waited for may have fetched it, or a process on
+	// another host (which our lock does not stop) may be fetching it.
+	found := func() (Blob, bool) { return st.lookup(want, size, []Source{src}) }
+	if b, ok := found(); ok {
 		return b, nil
+	}
+	if st.awaitOthers(ctx, key, item, func() bool { _, ok := found(); return ok }) {
+		if b, ok := found(); ok {
+			return b, nil
+		}
 	}
 	var before os.FileInfo
 	if src.Kind == KindFile {
@@ -189,45 +194,62 @@ func (st *Store) fetchFrom(ctx context.Context, src Source, want string, size in
 	if err != nil {
 		return Blob{}, err
 	}
-	j := dlJob{origin: o, sourceKey: hashKey(src.Canonical()), want: want, wantSize: size, item: item,
-		part: filepath.Join(st.dir, "partial", key+".part"), meta: filepath.Join(st.dir, "partial", key+".json")}
+	j := dlJob{origin: o, sourceKey: hashKey(src.Canonical()), want: want, wantSize: size, item: item}
 	st.log.Info().Str("item", item).Str("source", src.Redacted()).Msg("fetching model")
-	res, err := st.download(ctx, j)
-	var ce *ChecksumError
-	if errors.As(err, &ce) && res.resumed {
-		// The prefix came from an earlier run; the file may have changed
-		// in between. A fresh download decides.
-		st.log.Warn().Str("item", item).Msg("checksum mismatch after a resumed download; downloading again from the start")
-		res, err = st.download(ctx, j)
+	res, err := st.downloadPrivately(ctx, key, j)
+	if errors.Is(err, errClaimed) && ctx.Err() == nil {
+		// A process that thought this one dead took its file: start anew.
+		st.log.Warn().Str("item", item).Msg("another process took over this download; downloading again")
+		res, err = st.downloadPrivately(ctx, key, j)
 	}
 	if err != nil {
 		return Blob{}, err
 	}
-	if err := st.commit(j.part, res.digest, res.size); err != nil {
-		return Blob{}, err
-	}
-	os.Remove(j.meta)
 	if err := st.writeIndex(src, res.digest, res.size, before); err != nil {
 		return Blob{}, err
 	}
 	return Blob{Path: st.blobPath(res.digest), SHA256: res.digest, Size: res.size, Source: st.red.string(src.Canonical()), Downloaded: true}, nil
 }
 
-// commit renames a verified partial file to its blob path. Blobs are
-// read-only: a placed hardlink shares the inode, and a custom node that
-// writes into its model file must not corrupt every build's copy.
-func (st *Store) commit(part, digest string, size int64) error {
-	dst := st.blobPath(digest)
-	if fi, err := os.Stat(dst); err == nil && fi.Size() == size {
-		return os.Remove(part)
+// downloadPrivately runs j in a part file of its own (an abandoned one of
+// key taken over, or a new one), keeping its lease fresh, and publishes
+// the verified result as the blob of its digest.
+func (st *Store) downloadPrivately(ctx context.Context, key string, j dlJob) (dlResult, error) {
+	res, err := st.downloadOnce(ctx, key, j, true)
+	var ce *ChecksumError
+	if errors.As(err, &ce) && res.resumed {
+		// The prefix came from an earlier run; the file may have changed
+		// in between. A fresh download decides.
+		st.log.Warn().Str("item", j.item).Msg("checksum mismatch after a resumed download; downloading again from the start")
+		res, err = st.downloadOnce(ctx, key, j, false)
 	}
-	if err := os.Chmod(part, 0o444); err != nil {
-		return fmt.Errorf("commit blob: %w", err)
+	return res, err
+}
+
+// downloadOnce is one download into a part file of its own: taken over
+// from an abandoned download when adopt allows, else new.
+func (st *Store) downloadOnce(ctx context.Context, key string, j dlJob, adopt bool) (dlResult, error) {
+	pf, err := st.claimPartial(key, adopt)
+	if err != nil {
+		return dlResult{}, err
 	}
-	if err := os.Rename(part, dst); err != nil {
-		return fmt.Errorf("commit blob: %w", err)
+	j.part, j.meta, j.adopted = pf.part, pf.meta, pf.adopted
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := fsutil.Heartbeat(dctx, j.part, st.cfg.Lease.Refresh, func() { cancel(errClaimed) })
+	res, err := st.download(dctx, j)
+	stop()
+	if err != nil {
+		// Kept for a resume (unless the bytes were bad): whoever fetches
+		// this model next, here or on another host, may take it at once.
+		_ = fsutil.MarkAbandoned(j.part)
+		return res, err
 	}
-	return fsutil.SyncDir(filepath.Dir(dst))
+	if err := st.publishBlob(j.part, res.digest, res.size); err != nil {
+		return res, err
+	}
+	os.Remove(j.meta)
+	return res, nil
 }
 
 func (st *Store) origin(src Source) (origin, error) {

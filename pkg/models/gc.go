@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/runpod-comfy/worker/internal/fsutil"
 )
 
 // Keep names what a collection must leave in the store: blobs by digest,
@@ -72,9 +72,12 @@ type GCItem struct {
 }
 
 // GC removes blobs no version uses, partial downloads nobody resumed for
-// MinAge, and index entries of blobs that are gone. A blob is removed
-// only under its download lock, so a process fetching the same digest
-// never sees it vanish half-way.
+// MinAge, and index entries of blobs that are gone. It decides by age, not
+// by locks, which do not reach other hosts: a blob stays while its last
+// use (models/used/<hex>, refreshed by every fetch that returns it) or its
+// own time is younger than MinAge, and a partial download while its writer
+// keeps its lease fresh. On this host it also skips a blob whose download
+// lock another process holds.
 func (st *Store) GC(ctx context.Context, keep Keep, o GCOptions) (GCReport, error) {
 	var rep GCReport
 	if o.Now.IsZero() {
@@ -168,6 +171,9 @@ func (st *Store) collectBlob(digest string, o GCOptions, placedLinks func() (*pl
 	if o.Now.Sub(fi.ModTime()) < o.MinAge {
 		return GCItem{}, "recent", nil
 	}
+	if used, err := os.Stat(st.usedPath(digest)); err == nil && o.Now.Sub(used.ModTime()) < o.MinAge {
+		return GCItem{}, "recent", nil
+	}
 	item := GCItem{Path: path, SHA256: digest, Size: fi.Size()}
 	links, err := placedLinks()
 	if err != nil {
@@ -187,12 +193,11 @@ func (st *Store) collectBlob(digest string, o GCOptions, placedLinks func() (*pl
 	if o.DryRun {
 		return item, "", nil
 	}
-	lk := flock.New(filepath.Join(st.dir, "locks", "d-"+digest+".lock"), flock.SetPermissions(0o644))
-	ok, err := lk.TryLock()
+	unlock, ok, err := st.cfg.Locks.TryLock(filepath.Join(st.dir, "locks", "d-"+digest+".lock"))
 	if err != nil || !ok {
 		return GCItem{}, "busy", nil
 	}
-	defer lk.Unlock()
+	defer unlock()
 	for _, l := range item.Links {
 		if err := os.Remove(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return GCItem{}, "", fmt.Errorf("model store gc: %w", err)
@@ -201,6 +206,7 @@ func (st *Store) collectBlob(digest string, o GCOptions, placedLinks func() (*pl
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return GCItem{}, "", fmt.Errorf("model store gc: %w", err)
 	}
+	os.Remove(st.usedPath(digest))
 	return item, "", nil
 }
 
@@ -285,8 +291,10 @@ func (st *Store) gcIndex(gone map[string]bool, dryRun bool) (int, error) {
 	return n, nil
 }
 
-// gcPartials removes partial downloads (and their resume metadata) that
-// nobody has written to for MinAge and whose download lock is free.
+// gcPartials removes partial downloads (and their resume state) whose
+// lease (the part file's modification time, which the writer refreshes)
+// is older than MinAge, and resume state left without its part file. On
+// this host it also skips those whose download lock is held.
 func (st *Store) gcPartials(o GCOptions) ([]GCItem, error) {
 	dir := filepath.Join(st.dir, "partial")
 	entries, err := os.ReadDir(dir)
@@ -297,29 +305,38 @@ func (st *Store) gcPartials(o GCOptions) ([]GCItem, error) {
 		return nil, fmt.Errorf("model store gc: %w", err)
 	}
 	var out []GCItem
+	// A writer refreshes its lease every Lease.Refresh: whatever MinAge
+	// asks, a part file is left alone until its lease could have expired.
+	minAge := max(o.MinAge, st.cfg.Lease.Expiry)
 	for _, e := range entries {
-		key, ok := strings.CutSuffix(e.Name(), ".part")
-		if !ok {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil || o.Now.Sub(fi.ModTime()) < minAge {
 			continue
 		}
-		part := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(part)
-		if err != nil || o.Now.Sub(fi.ModTime()) < o.MinAge {
+		base, isPart := strings.CutSuffix(e.Name(), ".part")
+		if !isPart {
+			// Resume state or a temp file whose part file is gone.
+			if meta, ok := strings.CutSuffix(e.Name(), ".json"); (ok && !exists(filepath.Join(dir, meta+".part"))) || fsutil.IsTempName(e.Name()) {
+				if !o.DryRun {
+					os.Remove(p)
+				}
+			}
 			continue
 		}
 		if !o.DryRun {
-			lk := flock.New(filepath.Join(st.dir, "locks", key+".lock"), flock.SetPermissions(0o644))
-			if ok, err := lk.TryLock(); err != nil || !ok {
+			unlock, ok, err := st.cfg.Locks.TryLock(filepath.Join(st.dir, "locks", partialKey(e.Name())+".lock"))
+			if err != nil || !ok {
 				continue
 			}
-			os.Remove(filepath.Join(dir, key+".json"))
-			err := os.Remove(part)
-			lk.Unlock()
+			os.Remove(filepath.Join(dir, base+".json"))
+			err = os.Remove(p)
+			unlock()
 			if err != nil {
 				continue
 			}
 		}
-		out = append(out, GCItem{Path: part, Size: fi.Size()})
+		out = append(out, GCItem{Path: p, Size: fi.Size()})
 	}
 	return out, nil
 }

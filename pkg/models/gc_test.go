@@ -28,6 +28,7 @@ func TestGC(t *testing.T) {
 				}
 				if name != "recent" {
 					os.Chtimes(b.Path, old, old)
+					os.Chtimes(st.usedPath(b.SHA256), old, old) // last used long ago
 				}
 				blobs[name] = b
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/runpod-comfy/worker/internal/syncbuf"
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -75,7 +76,7 @@ func newTestStore(t *testing.T, mod func(*Config)) *testEnv {
 		BackoffBase:      time.Millisecond,
 		BackoffMax:       5 * time.Millisecond,
 		IdleTimeout:      2 * time.Second,
-		LockPoll:         10 * time.Millisecond,
+		Locks:            cache.Locks{Poll: 10 * time.Millisecond},
 		ProgressInterval: time.Millisecond,
 		Logger:           zerolog.New(env.logs),
 		Progress:         env.events.report,
@@ -138,7 +139,7 @@ func TestHelperProcess(t *testing.T) {
 		Root:        os.Getenv("MODELS_ROOT"),
 		MaxAttempts: 4,
 		BackoffBase: 10 * time.Millisecond,
-		LockPoll:    10 * time.Millisecond,
+		Locks:       cache.Locks{Poll: 10 * time.Millisecond},
 		IdleTimeout: 10 * time.Second,
 		Logger:      zerolog.New(os.Stderr),
 	}

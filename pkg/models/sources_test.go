@@ -68,6 +68,9 @@ func TestFetchGCS(t *testing.T) {
 	}
 	writeMeta(strings.TrimSuffix(part, ".part")+".json", partialMeta{SourceKey: hashKey(src.Canonical()),
 		Validator: strconv.FormatInt(obj.Generation, 10), Total: int64(len(data))})
+	// Its writer is long gone: the lease expired.
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(part, old, old)
 	b, err = env2.st.Fetch(ctx, Request{Source: src.Canonical(), SHA256: digest})
 	if err != nil {
 		t.Fatal(err)

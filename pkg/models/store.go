@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/api/option"
 
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/progress"
 )
 
@@ -67,9 +68,13 @@ type Config struct {
 	// BufferedWrites writes downloads through the page cache even on a
 	// local disk, where direct I/O is used by default.
 	BufferedWrites bool
-	// LockPoll is how often a process waiting for another one's download
-	// retries the lock (default 200ms).
-	LockPoll time.Duration
+	// Locks make processes on one host download a model once (an
+	// optimisation: across hosts the store needs none). Its Poll is how
+	// often a waiter retries (default 200ms).
+	Locks cache.Locks
+	// Lease times the private partial downloads; zero fields take
+	// cache.DefaultLease.
+	Lease cache.Lease
 	// ProgressInterval is the minimum time between progress events of one
 	// download (default 250ms).
 	ProgressInterval time.Duration
@@ -147,7 +152,7 @@ func New(cfg Config) (*Store, error) {
 // ensureDirs makes the store's directories, once.
 func (st *Store) ensureDirs() error {
 	st.dirsOnce.Do(func() {
-		for _, d := range []string{"sha256", "index", "partial", "locks"} {
+		for _, d := range []string{"sha256", "index", "partial", "locks", "used"} {
 			if err := os.MkdirAll(filepath.Join(st.dir, d), 0o755); err != nil {
 				st.dirsErr = fmt.Errorf("models: create store: %w", err)
 				return
@@ -169,8 +174,9 @@ func setDefaults(c *Config) {
 	def(&c.BackoffBase, time.Second)
 	def(&c.BackoffMax, 30*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
-	def(&c.LockPoll, 200*time.Millisecond)
+	def(&c.Locks.Poll, 200*time.Millisecond)
 	def(&c.ProgressInterval, 250*time.Millisecond)
+	c.Lease = c.Lease.OrDefault()
 	if c.HFEndpoint == "" {
 		c.HFEndpoint = "https://huggingface.co"
 	}

@@ -155,10 +155,19 @@ func TestGCSStreamingMemory(t *testing.T) {
 		large = 64 << 20
 	}
 	f := newFakeGCS(t, "outputs")
+	checkFlatMemory(t, large, func(path, sum string, size int64) streamResult { return streamOnce(t, f, path, sum, size) })
+}
+
+// checkFlatMemory streams a 16 MB file and a large one through upload and
+// fails when the uploader's peak RSS grows with the file (it buffers it)
+// or, on a normal build, passes rssBudget. The race detector's shadow
+// memory roughly doubles every resident byte, so the absolute budget is
+// checked on the normal build only.
+func checkFlatMemory(t *testing.T, large int64, upload func(path, sum string, size int64) streamResult) {
 	var res [2]streamResult
 	for i, size := range []int64{16 << 20, large} {
 		path, sum := bigOutput(t, size)
-		res[i] = streamOnce(t, f, path, sum, size)
+		res[i] = upload(path, sum, size)
 		t.Logf("streamed %d MB in %.1fs; uploader peak RSS %.1f MB (race=%v)",
 			size>>20, res[i].secs, float64(res[i].hwm)/(1<<20), raceEnabled)
 	}
@@ -166,8 +175,6 @@ func TestGCSStreamingMemory(t *testing.T) {
 		t.Errorf("peak RSS grew by %.1f MB from a 16 MB to a %d MB file: the upload buffers the file",
 			float64(grew)/(1<<20), large>>20)
 	}
-	// The race detector's shadow memory roughly doubles every resident
-	// byte, so the absolute budget is checked on the normal build only.
 	if !raceEnabled && res[1].hwm > rssBudget {
 		t.Errorf("peak RSS %.1f MB streaming %d MB, over the %d MB budget",
 			float64(res[1].hwm)/(1<<20), large>>20, rssBudget>>20)

@@ -87,21 +87,7 @@ func TestS3StreamingMemory(t *testing.T) {
 		large = 64 << 20
 	}
 	f := newFakeS3(t, nil, "outputs")
-	var res [2]streamResult
-	for i, size := range []int64{16 << 20, large} {
-		path, sum := bigOutput(t, size)
-		res[i] = s3StreamOnce(t, f, path, sum, size)
-		t.Logf("streamed %d MB in %.1fs; uploader peak RSS %.1f MB (race=%v)",
-			size>>20, res[i].secs, float64(res[i].hwm)/(1<<20), raceEnabled)
-	}
-	if grew := res[1].hwm - res[0].hwm; grew > growthBudget {
-		t.Errorf("peak RSS grew by %.1f MB from a 16 MB to a %d MB file: the upload buffers the file",
-			float64(grew)/(1<<20), large>>20)
-	}
-	if !raceEnabled && res[1].hwm > rssBudget {
-		t.Errorf("peak RSS %.1f MB streaming %d MB, over the %d MB budget",
-			float64(res[1].hwm)/(1<<20), large>>20, rssBudget>>20)
-	}
+	checkFlatMemory(t, large, func(path, sum string, size int64) streamResult { return s3StreamOnce(t, f, path, sum, size) })
 }
 
 // BenchmarkS3Upload200MB reports the uploader's throughput and peak RSS

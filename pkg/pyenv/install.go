@@ -224,10 +224,43 @@ func (in *Installer) hint(ie *InstallError, inv *invocation) string {
 	return ""
 }
 
+// freezeScript prints what `pip freeze` prints (without pip, setuptools,
+// wheel and distribute), from package metadata alone: importing pip means
+// hundreds of module files, compiled on first use, which on a network
+// volume takes seconds per build.
+const freezeScript = `import json
+from importlib import metadata
+lines = {}
+for d in metadata.distributions():
+    name = d.metadata["Name"]
+    if not name:
+        continue
+    key = name.lower().replace("_", "-").replace(".", "-")
+    if key in lines or key in ("pip", "setuptools", "wheel", "distribute"):
+        continue
+    line = name + "==" + d.version
+    try:
+        info = json.loads(d.read_text("direct_url.json") or "null")
+    except ValueError:
+        info = None
+    if isinstance(info, dict) and info.get("url"):
+        url = info["url"]
+        if info.get("dir_info", {}).get("editable"):
+            line = "-e " + url
+        elif "vcs_info" in info:
+            vcs = info["vcs_info"]
+            line = name + " @ " + vcs.get("vcs", "git") + "+" + url + "@" + vcs.get("commit_id", "")
+        else:
+            line = name + " @ " + url
+    lines[key] = line
+for key in sorted(lines):
+    print(lines[key])`
+
 // Freeze lists the packages the venv's python sees, as `pip freeze` (or
 // `uv pip freeze`) prints them. With pip this includes the base
 // interpreter's packages in a system-site-packages venv (torch among
-// them), which is what the build runs with.
+// them), which is what the build runs with; it is read from the packages'
+// metadata (see freezeScript).
 func (in *Installer) Freeze(ctx context.Context, venvDir string) ([]string, error) {
 	dir, err := filepath.Abs(venvDir)
 	if err != nil {
@@ -242,7 +275,7 @@ func (in *Installer) Freeze(ctx context.Context, venvDir string) ([]string, erro
 		return nil, err
 	}
 	python := filepath.Join(dir, "bin", "python")
-	c := command{name: python, args: []string{"-m", "pip", "freeze", "--disable-pip-version-check"}, env: in.cfg.Env, capture: true}
+	c := command{name: python, args: []string{"-c", freezeScript}, env: in.cfg.Env, capture: true}
 	if tool.Name == "uv" {
 		c.name, c.args = tool.Path, []string{"pip", "freeze", "--python", python}
 	}

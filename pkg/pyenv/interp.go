@@ -82,9 +82,23 @@ print(json.dumps({
     "has_pip": has_pip,
 }))`
 
-// Interpreter probes the configured interpreter. It fails with a
-// *ToolError when it is missing, does not run, or is older than 3.9.
+// Interpreter probes the configured interpreter, once per Installer. It
+// fails with a *ToolError when it is missing, does not run, or is older
+// than 3.9.
 func (in *Installer) Interpreter(ctx context.Context) (Interpreter, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.probed != nil {
+		return *in.probed, nil
+	}
+	it, err := in.probeInterpreter(ctx)
+	if err == nil {
+		in.probed = &it
+	}
+	return it, err
+}
+
+func (in *Installer) probeInterpreter(ctx context.Context) (Interpreter, error) {
 	it := Interpreter{Requested: in.cfg.Python}
 	path, err := exec.LookPath(in.cfg.Python)
 	if err != nil {

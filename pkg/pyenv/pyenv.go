@@ -41,13 +41,15 @@
 // check and EnsureVenv recreates it with a new ID, which changes PlanDigest
 // so the caller reinstalls.
 //
-// Callers must hold the build's lock: nothing here guards against two
-// processes installing into the same venv.
+// Callers must own the venv's directory (realize installs into a build's
+// private stage, or into an in-place build under its lock): nothing here
+// guards against two processes installing into the same venv.
 package pyenv
 
 import (
 	"os"
 	"os/exec"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -107,7 +109,10 @@ type Config struct {
 	// TempDir holds the constraints file and rewritten requirement files
 	// while pip runs. Default os.TempDir().
 	TempDir string
-	Logger  zerolog.Logger
+	// Prompt is the venv's prompt (activate shows it); default the build
+	// directory's name, which for a build being made is a temp name.
+	Prompt string
+	Logger zerolog.Logger
 	// Progress receives Task "pip" events: one per package pip reports,
 	// and a Finished event at the end.
 	Progress progress.Func
@@ -116,6 +121,10 @@ type Config struct {
 // Installer creates build venvs and installs into them.
 type Installer struct {
 	cfg Config
+	// probed is the interpreter, once a probe succeeded: starting Python
+	// costs a noticeable part of a realize on a busy machine.
+	mu     sync.Mutex
+	probed *Interpreter
 }
 
 // New returns an Installer for cfg, with defaults filled in.

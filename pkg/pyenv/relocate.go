@@ -16,7 +16,9 @@ import (
 // makeRelocatable removes the venv's own absolute path from the files in
 // bin/ that would otherwise break when the build moves: script shebangs
 // and the bash/zsh activate script. activate.csh, activate.fish and
-// Activate.ps1 are left as venv wrote them; the worker never uses them.
+// Activate.ps1, which cannot find their own location, are removed: they
+// would name the private directory the build was made in, and the worker
+// never uses them.
 func makeRelocatable(venvDir string) error {
 	bin := filepath.Join(venvDir, "bin")
 	realBin, err := filepath.EvalSymlinks(bin)
@@ -25,6 +27,11 @@ func makeRelocatable(venvDir string) error {
 	}
 	if err := patchActivate(filepath.Join(bin, "activate"), venvDir); err != nil {
 		return err
+	}
+	for _, name := range []string{"activate.csh", "activate.fish", "Activate.ps1"} {
+		if err := os.Remove(filepath.Join(bin, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	entries, err := os.ReadDir(bin)
 	if err != nil {

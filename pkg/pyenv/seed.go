@@ -82,8 +82,11 @@ func installWheel(whl, purelib, bin, pyVersion string) error {
 	if distInfo == "" {
 		return errors.New("no .dist-info directory")
 	}
+	// Each directory is made once: on a network volume every MkdirAll of
+	// an existing path costs a lookup per path component.
+	made := map[string]bool{}
 	for _, f := range zr.File {
-		if err := unpackEntry(f, purelib); err != nil {
+		if err := unpackEntry(f, purelib, made); err != nil {
 			return err
 		}
 	}
@@ -124,13 +127,20 @@ func installWheel(whl, purelib, bin, pyVersion string) error {
 	return rf.Close()
 }
 
-func unpackEntry(f *zip.File, root string) error {
+func unpackEntry(f *zip.File, root string, made map[string]bool) error {
 	dst := filepath.Join(root, filepath.FromSlash(f.Name))
+	dir := filepath.Dir(dst)
 	if strings.HasSuffix(f.Name, "/") {
-		return os.MkdirAll(dst, 0o755)
+		dir = dst
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
+	if !made[dir] {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		made[dir] = true
+	}
+	if strings.HasSuffix(f.Name, "/") {
+		return nil
 	}
 	rc, err := f.Open()
 	if err != nil {

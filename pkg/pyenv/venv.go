@@ -74,7 +74,11 @@ func (in *Installer) EnsureVenv(ctx context.Context, buildDir string) (*Venv, er
 	rec, reason := in.check(ctx, dir, interp)
 	if reason != "" {
 		in.cfg.Logger.Info().Str("venv", dir).Str("reason", reason).Msg("creating venv")
-		if rec, err = in.create(ctx, dir, interp, filepath.Base(filepath.Clean(buildDir))); err != nil {
+		prompt := in.cfg.Prompt
+		if prompt == "" {
+			prompt = filepath.Base(filepath.Clean(buildDir))
+		}
+		if rec, err = in.create(ctx, dir, interp, prompt); err != nil {
 			return nil, err
 		}
 		v.Created = true

@@ -74,6 +74,10 @@ type fixture struct {
 	store                      *models.Store
 	lock                       *lock.Lock
 	saved                      atomic.Int32
+	// inPlace realizes f.build itself, as with --target or COMFY_HOME.
+	inPlace bool
+	// raceDoc is raceSpec's version at the repositories' current heads.
+	raceDoc func() string
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -155,6 +159,7 @@ func (f *fixture) config() Config {
 		BuildDir: f.build, ModelsDir: f.models, Jobs: 4, Trees: f.trees, Models: f.store,
 		Python:   pyenv.Config{WheelsDir: f.wheels, Offline: true, UV: pyenv.UVNever, Env: pyenvtest.IsolatedEnv()},
 		SaveLock: func(*lock.Lock) error { f.saved.Add(1); return nil },
+		InPlace:  f.inPlace,
 	}
 }
 

@@ -23,9 +23,15 @@ const MarkerFile = ".worker-build.json"
 // Marker is the build's state.
 type Marker struct {
 	VersionID string `json:"version_id"`
-	// LockDigest identifies the lock the build was completed from.
+	// LockDigest identifies the lock the build was completed from;
+	// DiskDigest the part of it that decides what is on disk (no env, no
+	// ComfyUI arguments), which is what a later realize compares.
 	LockDigest string `json:"lock_digest"`
-	Complete   bool   `json:"complete"`
+	DiskDigest string `json:"disk_digest,omitempty"`
+	// BuildKey is the name of an immutable build in the version's store
+	// (empty for a build made in place).
+	BuildKey string `json:"build_key,omitempty"`
+	Complete bool   `json:"complete"`
 	// Core is the ComfyUI commit exported, and the top-level entries it
 	// put in the build (removed when the core changes).
 	Core        string   `json:"core"`
@@ -50,11 +56,47 @@ type Marker struct {
 }
 
 // PlacedModel is a model file in place, with the stat data that lets a
-// later run trust it without hashing gigabytes again.
+// later run trust it without hashing gigabytes again, and the sources it
+// came from: a model whose sources change is another model, even at the
+// same target.
 type PlacedModel struct {
-	SHA256  string `json:"sha256"`
-	Size    int64  `json:"size"`
-	ModTime int64  `json:"mtime_ns"`
+	SHA256  string   `json:"sha256"`
+	Size    int64    `json:"size"`
+	ModTime int64    `json:"mtime_ns"`
+	Sources []string `json:"sources,omitempty"`
+}
+
+// modelSources are a lock model's sources in order (the first is Source).
+func modelSources(lm lock.Model) []string {
+	if len(lm.Sources) > 0 {
+		return lm.Sources
+	}
+	return []string{lm.Source}
+}
+
+func sameSources(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether what was placed at lm's target is lm's model:
+// its checksum when the lock has one, else the same sources (the digest
+// they gave was learned on download).
+func (p PlacedModel) matches(lm lock.Model) bool {
+	if p.SHA256 == "" {
+		return false
+	}
+	if lm.SHA256 != "" {
+		return p.SHA256 == lm.SHA256
+	}
+	return sameSources(p.Sources, modelSources(lm))
 }
 
 func newMarker(id string) *Marker {
@@ -92,6 +134,46 @@ func (m *Marker) write(buildDir string) error {
 		return err
 	}
 	return fsutil.WriteFileAtomic(filepath.Join(buildDir, MarkerFile), append(b, '\n'), 0o644)
+}
+
+// completeFor reports whether the marker was completed for what l puts on
+// disk (markers of earlier releases: for l itself).
+func (m *Marker) completeFor(l *lock.Lock) bool {
+	if m.DiskDigest != "" {
+		return m.DiskDigest == DiskDigest(l)
+	}
+	return m.LockDigest == LockDigest(l)
+}
+
+// CompleteFor reports whether the build the marker describes is complete
+// for l, as far as the marker can tell (without checking the files).
+func (m *Marker) CompleteFor(l *lock.Lock) bool { return m.Complete && m.completeFor(l) }
+
+// DiskDigest identifies what a lock puts on disk: the commits, the Python
+// inputs and the models, without the environment and ComfyUI arguments
+// that only the next ComfyUI start uses.
+func DiskDigest(l *lock.Lock) string {
+	c := *l
+	c.ResolvedAt = time.Time{}
+	c.SourceSpec = ""
+	c.SpecDigest = ""
+	c.Env = nil
+	c.Options.ComfyArgs = nil
+	c.Options.Offline = false
+	// How a commit was found (ref names) and where a digest came from do
+	// not change the files.
+	c.Comfy.Ref, c.Comfy.SpecCommit = "", ""
+	c.CustomNodes = append([]lock.Node(nil), l.CustomNodes...)
+	for i := range c.CustomNodes {
+		c.CustomNodes[i].Ref, c.CustomNodes[i].SpecCommit = "", ""
+	}
+	c.Models = append([]lock.Model(nil), l.Models...)
+	for i := range c.Models {
+		c.Models[i].DigestFrom = ""
+	}
+	b, _ := json.Marshal(&c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // LockDigest identifies a lock's content apart from when it was resolved.

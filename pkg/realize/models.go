@@ -78,7 +78,7 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 		}
 		// Placed before and still in the store: the link step below
 		// (after the core, which replaces models/) needs no fetch.
-		if placed, ok := r.marker.Models[lm.TargetPath]; ok && placed.SHA256 != "" && (lm.SHA256 == "" || placed.SHA256 == lm.SHA256) &&
+		if placed, ok := r.marker.Models[lm.TargetPath]; ok && placed.matches(lm) &&
 			r.cfg.Models != nil && sameFiles(shared, r.cfg.Models.BlobPath(placed.SHA256)) {
 			continue
 		}
@@ -88,21 +88,29 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 	if len(todo) == 0 {
 		return "", nil
 	}
-	blobs, err := r.fetch(ctx, reqs)
-	if err != nil {
-		return "", err
-	}
+	// A failed model does not keep the others from their place, and is
+	// not fetched a second time by the link step.
+	blobs, fetchErr := r.fetch(ctx, reqs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	downloaded := 0
-	var conflicts []error // the other models are still placed
+	var errs []error
+	if fetchErr != nil {
+		errs = append(errs, fetchErr)
+	}
 	for k, i := range todo {
 		lm, b := r.lock.Models[i], blobs[k]
-		shared, _ := r.sharedPath(lm.TargetPath)
-		if err := r.placeShared(lm, b, shared); err != nil {
-			conflicts = append(conflicts, err)
+		if b.Path == "" {
+			r.failed[lm.TargetPath] = true
 			continue
 		}
+		shared, _ := r.sharedPath(lm.TargetPath)
+		b, err := r.placeShared(ctx, lm, b, shared)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		blobs[k] = b
 		r.blobs[lm.TargetPath] = b
 		if b.Downloaded {
 			downloaded++
@@ -111,8 +119,8 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 	if err := r.learn(todo, blobs); err != nil {
 		return "", err
 	}
-	if len(conflicts) > 0 {
-		return "", errors.Join(conflicts...)
+	if len(errs) > 0 {
+		return "", errors.Join(errs...)
 	}
 	return fmt.Sprintf("%d placed, %d downloaded", len(todo), downloaded), nil
 }
@@ -124,19 +132,33 @@ func (r *run) fetchShared(ctx context.Context) (string, error) {
 // another version's model, or the user's: it is left alone and the step
 // fails, since ComfyUI searches the shared directory first and would load
 // that file instead of this model.
-func (r *run) placeShared(lm lock.Model, b models.Blob, shared string) error {
+func (r *run) placeShared(ctx context.Context, lm lock.Model, b models.Blob, shared string) (models.Blob, error) {
 	old, err := os.Stat(shared)
 	if err == nil && old.Mode().IsRegular() && !sameFile(old, b.Path) {
 		prev, ok := r.marker.Models[lm.TargetPath]
 		ours := ok && prev.SHA256 != "" && sameFile(old, r.cfg.Models.BlobPath(prev.SHA256))
 		if !ours && !sameContent(shared, old, b) {
-			return &ModelConflictError{Model: lm.Name, Path: shared, Size: old.Size()}
+			return b, &ModelConflictError{Model: lm.Name, Path: shared, Size: old.Size()}
 		}
 	}
-	if err := models.Place(b, shared); err != nil {
-		return fmt.Errorf("model %s: %w", lm.Name, err)
+	return r.place(ctx, lm, b, shared)
+}
+
+// place links b at target. When b's file went away meanwhile (a gc on
+// another host removed it as unused a moment before this realize began to
+// use it), the model is fetched again.
+func (r *run) place(ctx context.Context, lm lock.Model, b models.Blob, target string) (models.Blob, error) {
+	err := models.Place(b, target)
+	if err != nil && !exists(b.Path) && r.cfg.Models != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn().Str("model", lm.Name).Msg("the cached model file went away (a gc?); fetching it again")
+		if b, err = r.cfg.Models.Fetch(ctx, request(lm)); err == nil {
+			err = models.Place(b, target)
+		}
 	}
-	return nil
+	if err != nil {
+		return b, fmt.Errorf("model %s: %w", lm.Name, err)
+	}
+	return b, nil
 }
 
 // ModelConflictError is a shared model path that holds a different file.
@@ -197,14 +219,20 @@ func (r *run) placeInBuild(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("model %s: %w", lm.Name, err)
 		}
-		if placed, ok := r.marker.Models[lm.TargetPath]; ok && (lm.SHA256 == "" || placed.SHA256 == lm.SHA256) {
+		if placed, ok := r.marker.Models[lm.TargetPath]; ok && placed.matches(lm) {
 			if st, ok := statModel(link); ok && st.Size == placed.Size && st.ModTime == placed.ModTime {
 				continue
 			}
 		}
+		r.mu.Lock()
+		failed := r.failed[lm.TargetPath]
+		r.mu.Unlock()
+		if failed {
+			continue // its fetch failed in this realize already
+		}
 		if isShared(lm.TargetPath) {
 			if b, ok := r.storedBlob(lm); ok {
-				if err := r.record(lm, b, link); err != nil {
+				if err := r.record(ctx, lm, b, link); err != nil {
 					return "", err
 				}
 				linked++
@@ -219,22 +247,33 @@ func (r *run) placeInBuild(ctx context.Context) (string, error) {
 		detail = fmt.Sprintf("%d linked", linked)
 	}
 	if len(todo) > 0 {
-		blobs, err := r.fetch(ctx, reqs)
-		if err != nil {
-			return "", err
+		blobs, fetchErr := r.fetch(ctx, reqs)
+		var errs []error
+		if fetchErr != nil {
+			errs = append(errs, fetchErr)
 		}
 		for k, i := range todo {
 			lm := r.lock.Models[i]
+			if blobs[k].Path == "" {
+				continue
+			}
 			link, _ := r.linkPath(lm.TargetPath)
-			if err := r.record(lm, blobs[k], link); err != nil {
-				return "", err
+			if err := r.record(ctx, lm, blobs[k], link); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		r.mu.Lock()
-		err = r.learn(todo, blobs)
+		err := r.learn(todo, blobs)
 		r.mu.Unlock()
 		if err != nil {
 			return "", err
+		}
+		if len(errs) > 0 {
+			// What was placed is recorded, so a re-run keeps it.
+			if err := r.set(func(*Marker) {}); err != nil {
+				errs = append(errs, err)
+			}
+			return "", errors.Join(errs...)
 		}
 		detail = fmt.Sprintf("%d placed", len(todo)+linked)
 	}
@@ -255,7 +294,7 @@ func (r *run) storedBlob(lm lock.Model) (models.Blob, bool) {
 		return b, true
 	}
 	digest := lm.SHA256
-	if digest == "" && had {
+	if digest == "" && had && placed.matches(lm) {
 		digest = placed.SHA256
 	}
 	if digest == "" || r.cfg.Models == nil {
@@ -270,15 +309,17 @@ func (r *run) storedBlob(lm lock.Model) (models.Blob, bool) {
 }
 
 // record places b at link and notes it in the marker.
-func (r *run) record(lm lock.Model, b models.Blob, link string) error {
-	if err := models.Place(b, link); err != nil {
-		return fmt.Errorf("model %s: %w", lm.Name, err)
+func (r *run) record(ctx context.Context, lm lock.Model, b models.Blob, link string) error {
+	b, err := r.place(ctx, lm, b, link)
+	if err != nil {
+		return err
 	}
 	st, ok := statModel(link)
 	if !ok {
 		return fmt.Errorf("model %s: %s is not a file after placing it", lm.Name, link)
 	}
 	st.SHA256 = b.SHA256
+	st.Sources = modelSources(lm)
 	r.mu.Lock()
 	r.marker.Models[lm.TargetPath] = st
 	r.mu.Unlock()
@@ -303,6 +344,9 @@ func (r *run) fetch(ctx context.Context, reqs []models.Request) ([]models.Blob, 
 func (r *run) learn(todo []int, blobs []models.Blob) error {
 	learned := false
 	for k, i := range todo {
+		if blobs[k].SHA256 == "" {
+			continue // its fetch failed
+		}
 		if r.lock.RecordModel(r.lock.Models[i].TargetPath, blobs[k].SHA256, blobs[k].Size) {
 			learned = true
 		}

@@ -47,11 +47,18 @@ func DryRun(ctx context.Context, cfg Config, l *lock.Lock) (*Plan, error) {
 		return nil, err
 	}
 	cfg.BuildDir = build
-	m, err := ReadMarker(build, l.VersionID)
+	dir := build
+	if !cfg.InPlace {
+		if cur, _, err := Current(build); err == nil && cur != "" {
+			dir = cur
+		}
+	}
+	m, err := ReadMarker(dir, l.VersionID)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, lock: l, marker: m, res: &Result{}, blobs: map[string]models.Blob{}}
+	r := newRun(cfg, l, dir)
+	r.marker = m
 	p := &Plan{VersionID: l.VersionID, BuildDir: build, ModelsDir: cfg.ModelsDir, Complete: r.upToDate()}
 	add := func(step, item, action, detail string, size int64) {
 		p.Items = append(p.Items, PlanItem{Step: step, Item: item, Action: action, Detail: detail, Size: size})

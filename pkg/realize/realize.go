@@ -2,9 +2,13 @@
 // tree, custom node trees, Python environment, models and
 // extra_model_paths.yaml, each step recorded in a marker with the digest of
 // its inputs. A re-run redoes only what changed or failed; a complete build
-// is recognised from stat data without reading a model file. A
-// cross-process lock per build makes concurrent workers on one volume do
-// the work once.
+// is recognised from stat data without reading a model file.
+//
+// Builds are immutable once in place and shared by workers on many hosts
+// that trust no lock between them: a realize makes a new build in a private
+// stage beside the current one and publishes it by a rename, then switches
+// the version's pointer to it (see builds.go). A lock per version only
+// makes realizes on one host take turns.
 package realize
 
 import (
@@ -17,9 +21,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/rs/zerolog"
 
+	"github.com/runpod-comfy/worker/internal/fsutil"
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
 	"github.com/runpod-comfy/worker/pkg/progress"
@@ -50,13 +55,23 @@ type Config struct {
 	// SaveLock persists the lock after model digests were learned on
 	// first download (trust on first use). May be nil.
 	SaveLock func(*lock.Lock) error
-	// LockPoll is how often a realize waiting for another process's build
-	// lock retries; it waits as long as ctx allows.
-	LockPoll time.Duration
+	// Locks serialise realizes of one build on one host (an optimisation:
+	// across hosts the build protocol needs none).
+	Locks cache.Locks
+	// Lease times the stages of builds being made; zero fields take
+	// cache.DefaultLease.
+	Lease cache.Lease
+	// InPlace realizes BuildDir itself, step by step (an explicit --target
+	// or COMFY_HOME), instead of immutable builds that BuildDir points to.
+	InPlace bool
 }
 
 // Result reports what a realize did.
 type Result struct {
+	// BuildDir is the build to run ComfyUI from: the concrete immutable
+	// directory (never the version's pointer, which a later realize may
+	// switch), or the in-place directory. Callers keep it for as long as
+	// they run from it.
 	BuildDir string `json:"build_dir"`
 	// NoOp is set when the build was already complete for this lock.
 	NoOp  bool   `json:"no_op"`
@@ -96,14 +111,14 @@ func BuildLockPath(buildDir string) string {
 	return filepath.Clean(buildDir) + ".lock"
 }
 
-// Realize brings cfg.BuildDir to the state l describes.
+// Realize brings the version's build to the state l describes and returns
+// the build directory to run: a concrete, immutable build (see builds.go),
+// or cfg.BuildDir itself with InPlace.
 func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if cfg.Jobs <= 0 {
 		cfg.Jobs = 4
 	}
-	if cfg.LockPoll <= 0 {
-		cfg.LockPoll = 250 * time.Millisecond
-	}
+	cfg.Lease = cfg.Lease.OrDefault()
 	build, err := filepath.Abs(cfg.BuildDir)
 	if err != nil {
 		return nil, err
@@ -112,20 +127,33 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if err := os.MkdirAll(filepath.Dir(build), 0o755); err != nil {
 		return nil, fmt.Errorf("realize: builds root: %w", err)
 	}
-	fl := flock.New(BuildLockPath(build))
-	locked, err := fl.TryLock()
-	if err != nil {
-		return nil, fmt.Errorf("realize: lock %s: %w", fl.Path(), err)
-	}
-	if !locked {
+	unlock, err := cfg.Locks.Lock(ctx, BuildLockPath(build), func() {
 		cfg.Logger.Info().Str("build", build).Msg("another process is realizing this build; waiting for it")
-		if _, err := fl.TryLockContext(ctx, cfg.LockPoll); err != nil {
-			return nil, fmt.Errorf("realize: wait for the build lock: %w", err)
-		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("realize: wait for the build lock: %w", err)
 	}
-	defer fl.Unlock()
+	defer unlock()
+	if cfg.InPlace {
+		return realizeInPlace(ctx, cfg, l)
+	}
+	res, err := realizeVersioned(ctx, cfg, l)
+	if errors.Is(err, errStageTaken) && ctx.Err() == nil {
+		// A process that took this one for dead took its stage over:
+		// start again with a new one.
+		cfg.Logger.Warn().Str("build", build).Msg("another process took over this realize's stage; realizing again")
+		res, err = realizeVersioned(ctx, cfg, l)
+	}
+	return res, err
+}
 
-	r := &run{cfg: cfg, lock: l, res: &Result{BuildDir: build}, blobs: map[string]models.Blob{}}
+// realizeInPlace brings cfg.BuildDir itself to l's state, step by step, as
+// earlier releases did: for a --target or COMFY_HOME directory, which one
+// machine owns.
+func realizeInPlace(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
+	build := cfg.BuildDir
+	r := newRun(cfg, l, build)
+	var err error
 	if r.marker, err = ReadMarker(build, l.VersionID); err != nil {
 		return nil, err
 	}
@@ -141,12 +169,24 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	if err := claim(build); err != nil {
 		return nil, err
 	}
+	cfg.Logger.Warn().Str("build", build).Msg("realizing in place (--target or COMFY_HOME): ComfyUI must not run from this directory " +
+		"meanwhile, and workers on other hosts must not realize it; leave both unset to get immutable builds under the builds root")
 	// A directory shared by versions (COMFY_HOME) now holds this one; what
 	// the marker says of trees and models on disk stays true.
 	r.marker.VersionID = l.VersionID
+	removeLeftovers(build) // this host's lock keeps other writers away
+	if err := r.build(ctx); err != nil {
+		return r.res, err
+	}
+	return r.res, r.complete("")
+}
+
+// build runs the steps in r.dir, recording each in its marker, which is
+// saved incomplete first.
+func (r *run) build(ctx context.Context) error {
 	r.marker.Complete = false
 	if err := r.saveMarker(); err != nil {
-		return nil, err
+		return err
 	}
 	// Trees, models and the venv do not depend on each other: they run
 	// together (downloads overlap git fetches and venv creation), and one
@@ -159,18 +199,28 @@ func Realize(ctx context.Context, cfg Config, l *lock.Lock) (*Result, error) {
 	errs = append(errs, r.phase(ctx, []step{{name: "extra_model_paths", fn: r.extraModelPaths}})...)
 	for _, err := range errs {
 		if err != nil {
-			return r.res, err
+			return err
 		}
 	}
+	return nil
+}
+
+// complete marks the build in r.dir complete for r.lock (under key, for
+// an immutable build) and saves the marker.
+func (r *run) complete(key string) error {
 	r.marker.Complete = true
-	r.marker.LockDigest = LockDigest(l)
-	return r.res, r.saveMarker()
+	r.marker.LockDigest = LockDigest(r.lock)
+	r.marker.DiskDigest = DiskDigest(r.lock)
+	r.marker.BuildKey = key
+	return r.saveMarker()
 }
 
 // claim makes sure build is the worker's to change: missing (it is made),
-// empty, or holding a marker. A directory with other content is a user's
-// (an existing ComfyUI install, say): realizing over it would delete the
-// folders ComfyUI's tree also has, models/ and output/ among them.
+// empty, holding a marker, or holding nothing but the worker's own
+// leftovers (a realize killed while writing its first marker). A directory
+// with other content is a user's (an existing ComfyUI install, say):
+// realizing over it would delete the folders ComfyUI's tree also has,
+// models/ and output/ among them.
 func claim(build string) error {
 	entries, err := os.ReadDir(build)
 	switch {
@@ -181,10 +231,38 @@ func claim(build string) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("realize: %w", err)
-	case len(entries) == 0 || exists(filepath.Join(build, MarkerFile)):
+	case exists(filepath.Join(build, MarkerFile)):
 		return nil
 	}
-	return fmt.Errorf("realize: %s exists and was not made by the worker (no %s): realize into a new or empty directory (--target, COMFY_HOME) or move it away; nothing was changed", build, MarkerFile)
+	for _, e := range entries {
+		if !leftover(e.Name()) {
+			return fmt.Errorf("realize: %s exists and was not made by the worker (no %s): realize into a new or empty directory (--target, COMFY_HOME) or move it away; nothing was changed", build, MarkerFile)
+		}
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(build, e.Name())); err != nil {
+			return fmt.Errorf("realize: remove a leftover of an interrupted realize: %w", err)
+		}
+	}
+	return nil
+}
+
+// leftover reports whether a name in a build directory is a temp file of
+// the worker's: a marker being written, an export's or a core's staging.
+func leftover(name string) bool {
+	return fsutil.IsTempName(name) || name == ".core-staging"
+}
+
+// removeLeftovers deletes the temp files that writers killed in the middle
+// left at the top of dir, which the caller alone writes (a stage, or an
+// in-place build under its lock).
+func removeLeftovers(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if leftover(e.Name()) {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // learnFromMarker copies into the lock the digests of models it has none
@@ -198,7 +276,10 @@ func (r *run) learnFromMarker() bool {
 	learned := false
 	for _, lm := range r.lock.Models {
 		placed, ok := r.marker.Models[lm.TargetPath]
-		if lm.SHA256 == "" && ok && placed.SHA256 != "" && r.lock.RecordModel(lm.TargetPath, placed.SHA256, placed.Size) {
+		// Only from the same sources: a model whose source changed is
+		// another file, whatever was placed at its target before.
+		if lm.SHA256 == "" && ok && placed.SHA256 != "" && sameSources(placed.Sources, modelSources(lm)) &&
+			r.lock.RecordModel(lm.TargetPath, placed.SHA256, placed.Size) {
 			learned = true
 		}
 	}
@@ -207,11 +288,17 @@ func (r *run) learnFromMarker() bool {
 
 // run is one realize in progress.
 type run struct {
-	cfg    Config
-	lock   *lock.Lock
+	cfg  Config
+	lock *lock.Lock
+	// dir is the build the steps work in: a stage of an immutable build,
+	// or the in-place build directory.
+	dir    string
 	res    *Result
-	mu     sync.Mutex // guards the marker and res across parallel steps
+	mu     sync.Mutex // guards the marker, res and failed across parallel steps
 	marker *Marker
+	// failed are the targets whose fetch failed in this realize: not
+	// fetched a second time by a later step.
+	failed map[string]bool
 	// venvReady is the build's venv, made by the venv step.
 	venvReady *pyenv.Venv
 	// blobs are the models the fetch step got, by target, for the link
@@ -273,17 +360,22 @@ func (r *run) set(change func(m *Marker)) error {
 	return r.saveMarker()
 }
 
+func newRun(cfg Config, l *lock.Lock, dir string) *run {
+	return &run{cfg: cfg, lock: l, dir: dir, res: &Result{BuildDir: dir}, blobs: map[string]models.Blob{},
+		marker: newMarker(l.VersionID), failed: map[string]bool{}}
+}
+
 func (r *run) saveMarker() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.marker.write(r.cfg.BuildDir); err != nil {
+	if err := r.marker.write(r.dir); err != nil {
 		return fmt.Errorf("realize: write marker: %w", err)
 	}
 	return nil
 }
 
 func (r *run) path(rel ...string) string {
-	return filepath.Join(append([]string{r.cfg.BuildDir}, rel...)...)
+	return filepath.Join(append([]string{r.dir}, rel...)...)
 }
 
 func exists(p string) bool {
@@ -295,10 +387,10 @@ func exists(p string) bool {
 // and stat data confirms everything is still in place. No file is read.
 func (r *run) upToDate() bool {
 	m := r.marker
-	if !m.Complete || m.LockDigest != LockDigest(r.lock) || m.Core != r.lock.Comfy.Commit {
+	if !m.Complete || !m.completeFor(r.lock) || m.Core != r.lock.Comfy.Commit {
 		return false
 	}
-	if !exists(r.path("main.py")) || !exists(r.path("extra_model_paths.yaml")) {
+	if !exists(r.path("main.py")) || !exists(r.path("extra_model_paths.yaml")) || m.ExtraModelPaths != r.extraModelPathsDigest() {
 		return false
 	}
 	// Stat, not Lstat: bin/python is a link to the base interpreter, which

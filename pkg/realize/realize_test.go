@@ -113,13 +113,29 @@ func TestRealizeRetriesOnlyTheFailedStep(t *testing.T) {
 	if exists(filepath.Join(f.models, "checkpoints", "m.bin")) {
 		t.Fatal("a failed download left a file at the final path")
 	}
-	m, _ := ReadMarker(f.build, "v")
+	if exists(f.build) {
+		t.Fatal("a failed realize put a build in place")
+	}
+	// The failed realize's stage records what it did, for the next one.
+	stages, _ := filepath.Glob(filepath.Join(StoreDir(f.build), stagePrefix+"*"))
+	if len(stages) != 1 {
+		t.Fatalf("stages after the failure: %v", stages)
+	}
+	m, _ := ReadMarker(stages[0], "v")
 	if m.Complete || m.Core == "" || m.Python == "" {
 		t.Fatalf("marker after failure = %+v", m)
 	}
+	// The model failed once (its two attempts), and the link step did
+	// not download it a second time.
+	if n := len(f.ms.Requests("/m.bin")); n != 2 {
+		t.Errorf("the failing model was requested %d times, want 2 (one fetch of 2 attempts)", n)
+	}
 	res := f.realize()
-	if got := actions(res); got != "core=kept custom_nodes=kept models=done python=kept extra_model_paths=kept" {
+	if got := actions(res); got != "core=kept custom_nodes=kept models=done python=kept models=done extra_model_paths=kept" {
 		t.Errorf("rerun after failure: %s", got)
+	}
+	if n := len(f.ms.Requests("/m.bin")); n != 3 {
+		t.Errorf("the model was requested %d times in all, want 3", n)
 	}
 }
 
@@ -365,6 +381,7 @@ func TestSharedModelPathConflicts(t *testing.T) {
 // which is what delete checks.
 func TestSharedBuildDirRecordsTheVersionItHolds(t *testing.T) {
 	f := newFixture(t)
+	f.inPlace = true
 	f.setSpec(f.specDoc(""))
 	f.realize()
 	s2, err := spec.Decode([]byte(strings.Replace(f.specDoc(""), `"version_id": "v"`, `"version_id": "w"`, 1)), "")

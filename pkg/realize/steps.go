@@ -80,7 +80,7 @@ func (r *run) core(ctx context.Context) (string, error) {
 		}
 	}
 	sort.Strings(names)
-	if err := fsutil.SyncDir(r.cfg.BuildDir); err != nil {
+	if err := fsutil.SyncDir(r.dir); err != nil {
 		return "", err
 	}
 	return "ComfyUI at " + short(want), r.set(func(m *Marker) { m.Core, m.CoreEntries = want, names })
@@ -217,6 +217,7 @@ func (r *run) newInstaller() *pyenv.Installer {
 	pc.Python = r.lock.Options.PythonOrDefault()
 	pc.SystemSitePackages = r.lock.Options.SystemSitePackages
 	pc.WithoutPip = r.lock.Options.SkipPython
+	pc.Prompt = "comfy-" + r.lock.VersionID
 	pc.Logger = r.cfg.Logger
 	if pc.Progress == nil {
 		pc.Progress = r.cfg.Progress
@@ -227,8 +228,10 @@ func (r *run) newInstaller() *pyenv.Installer {
 // venv makes sure the build's venv exists; it runs alongside the trees and
 // downloads, as creating a venv takes seconds.
 func (r *run) venv(ctx context.Context) (string, error) {
-	r.installer = r.newInstaller()
-	venv, err := r.installer.EnsureVenv(ctx, r.cfg.BuildDir)
+	if r.installer == nil {
+		r.installer = r.newInstaller()
+	}
+	venv, err := r.installer.EnsureVenv(ctx, r.dir)
 	if err != nil {
 		return "", err
 	}
@@ -292,12 +295,25 @@ func (r *run) skipPython(venv *pyenv.Venv) (string, error) {
 	})
 }
 
-func (r *run) extraModelPaths(ctx context.Context) (string, error) {
+// extraModelPathsFor is extra_model_paths.yaml for a build at dir.
+func (r *run) extraModelPathsFor(dir string) string {
 	models := r.cfg.ModelsDir
 	if models == "" {
-		models = r.path("models")
+		models = filepath.Join(dir, "models")
 	}
-	content := ExtraModelPaths(r.cfg.BuildDir, models, r.lock)
+	return ExtraModelPaths(dir, models, r.lock)
+}
+
+func (r *run) extraModelPathsDigestFor(dir string) string {
+	sum := sha256.Sum256([]byte(r.extraModelPathsFor(dir)))
+	return hex.EncodeToString(sum[:])
+}
+
+// extraModelPathsDigest is the digest of the file this build should have.
+func (r *run) extraModelPathsDigest() string { return r.extraModelPathsDigestFor(r.dir) }
+
+func (r *run) extraModelPaths(ctx context.Context) (string, error) {
+	content := r.extraModelPathsFor(r.dir)
 	sum := sha256.Sum256([]byte(content))
 	digest := hex.EncodeToString(sum[:])
 	p := r.path("extra_model_paths.yaml")

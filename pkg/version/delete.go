@@ -59,7 +59,7 @@ func (m *Manager) Delete(ctx context.Context, id string, opts DeleteOptions) ([]
 		defer fl.Unlock()
 	}
 	var out []Removal
-	removed, err := removeIfExists(dir)
+	removed, err := realize.RemoveVersion(dir)
 	if err != nil {
 		return out, fmt.Errorf("delete %s: build %s: %w", id, dir, err)
 	}

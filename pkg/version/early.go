@@ -20,6 +20,7 @@ import (
 // early is a local copy started by Prepare, handed to the first Local.
 type early struct {
 	key    string
+	source string // the build on the volume it copies
 	done   chan struct{}
 	copy   *snapshot.Copy
 	err    error
@@ -48,7 +49,7 @@ func (m *Manager) startEarly(ctx context.Context, id, dir, key string) *early {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &early{key: key, done: make(chan struct{}), cancel: cancel}
+	e := &early{key: key, source: filepath.Clean(dir), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(e.done)
 		e.copy, e.err = store.Acquire(ctx, m.source(&Build{VersionID: id, Source: dir, Key: key}))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/runpod-comfy/worker/pkg/cache"
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/models"
@@ -32,19 +33,24 @@ type GCOptions struct {
 
 // GCReport is what GC removed (or would remove).
 type GCReport struct {
-	DryRun bool                `json:"dry_run"`
-	Models models.GCReport     `json:"models"`
-	Git    *gitsrc.PruneReport `json:"git,omitempty"`
-	// Snapshots are snapshots of builds that are no longer current.
+	DryRun bool                  `json:"dry_run"`
+	Builds realize.BuildGCReport `json:"builds"`
+	Temps  []string              `json:"temp_files,omitempty"`
+	Models models.GCReport       `json:"models"`
+	Git    *gitsrc.PruneReport   `json:"git,omitempty"`
+	// Snapshots are snapshots of builds gc removed, or that are gone.
 	Snapshots []Removed `json:"snapshots"`
 	// Local are the local copies removed (with Local).
 	Local []Removed `json:"local,omitempty"`
 }
 
-// GC frees cached models, abandoned downloads and (with Git) repositories
-// that no spec, lock or build marker names. It holds the cache lock alone,
-// so realizes wait for it and it waits for running ones; a dry run only
-// reads.
+// GC frees a version's earlier builds once no worker used them for MinAge
+// (workers refresh the build they run at every job; the build a version
+// points to always stays), then cached models, abandoned downloads and
+// (with Git) repositories that no spec, lock or build marker names. It
+// decides by these ages, so it is safe while workers on other hosts
+// realize; on this host it also holds the cache lock alone, so realizes
+// wait for it. A dry run only reads.
 func (m *Manager) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 	layout := m.layout()
 	if !opts.DryRun { // a dry run writes not even a lock file
@@ -54,6 +60,13 @@ func (m *Manager) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		}
 		defer unlock()
 	}
+	rep := &GCReport{DryRun: opts.DryRun}
+	// Earlier builds first: the models only they link become unused.
+	var err error
+	if rep.Builds, err = realize.CollectBuilds(ctx, m.cfg.BuildsRoot, realize.BuildGCOptions{MinAge: opts.MinAge, DryRun: opts.DryRun}); err != nil {
+		return nil, err
+	}
+	rep.Temps = cache.RemoveStaleTemps(layout.Resolved(), opts.MinAge, opts.DryRun)
 	refs, err := m.gcRefs(opts.Builds)
 	if err != nil {
 		return nil, err
@@ -63,7 +76,6 @@ func (m *Manager) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		return nil, err
 	}
 	defer store.Close()
-	rep := &GCReport{DryRun: opts.DryRun}
 	if rep.Models, err = store.GC(ctx, refs.keep, models.GCOptions{MinAge: opts.MinAge, DryRun: opts.DryRun,
 		LinkDirs: []string{m.cfg.ModelsDir}, RemoveLinks: opts.PruneModelsDir}); err != nil {
 		return nil, err
@@ -144,7 +156,7 @@ func (m *Manager) gcRefs(extraBuilds []string) (gcRefs, error) {
 			keepSources(append([]string{mod.Source}, mod.Sources...)...)
 		}
 	}
-	builds, _ := filepath.Glob(filepath.Join(m.cfg.BuildsRoot, "comfy-*"))
+	builds := realize.BuildDirs(m.cfg.BuildsRoot)
 	if m.cfg.Target != "" {
 		builds = append(builds, m.cfg.Target)
 	}
@@ -155,7 +167,7 @@ func (m *Manager) gcRefs(extraBuilds []string) (gcRefs, error) {
 	}
 	for _, dir := range append(builds, extraBuilds...) {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			continue // comfy-<id>.lock beside each build
+			continue
 		}
 		mk, err := realize.ReadMarker(dir, "")
 		if err != nil {

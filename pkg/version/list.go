@@ -109,7 +109,7 @@ func (m *Manager) entry(e spec.Entry) Entry {
 		mk, err := realize.ReadMarker(r.Build, e.ID)
 		if err == nil && lerr == nil && mk.Complete {
 			r.BuildState = "stale" // complete, for another lock
-			if mk.LockDigest == realize.LockDigest(l) {
+			if mk.CompleteFor(l) {
 				r.BuildState = "complete"
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/progress"
@@ -45,6 +46,7 @@ type Build struct {
 // unchanged on disk (three stats), keeping per-job overhead small.
 func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Build, error) {
 	if b := m.prepared.get(id); b != nil {
+		realize.Touch(b.Dir) // the lease that keeps gc away from a build in use
 		return b, nil
 	}
 	s, err := m.Load(id)
@@ -55,12 +57,16 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 	if err != nil {
 		return nil, err
 	}
-	dir := m.BuildDir(s.ID)
-	local := m.wantsLocal(dir)
+	pointer := m.BuildDir(s.ID)
+	local := m.wantsLocal(pointer)
 	var early *early
 	if local {
-		if key, ok := completeKey(s.ID, dir, l); ok {
-			early = m.startEarly(ctx, s.ID, dir, key)
+		// The build the version points to now; builds are immutable, so a
+		// copy of it stays right if realize keeps it.
+		if dir, err := filepath.EvalSymlinks(pointer); err == nil {
+			if key, ok := completeKey(s.ID, dir, l); ok {
+				early = m.startEarly(ctx, s.ID, dir, key)
+			}
 		}
 	}
 	res, key, err := m.realize(ctx, s, l, p, false)
@@ -81,13 +87,15 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 			}
 		}
 		b.Key, b.manager = key, m
-		if early != nil && early.key == key && filepath.Clean(res.BuildDir) == filepath.Clean(dir) {
+		if early != nil && early.key == key && early.source == filepath.Clean(res.BuildDir) {
 			b.early = early
 		} else {
 			early.drop()
 		}
 	}
-	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile))
+	// The version's pointer is watched too: a switch to another build is
+	// a change.
+	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile), pointer)
 	return b, nil
 }
 
@@ -129,7 +137,15 @@ func statKey(path string) string {
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%d/%d/%v", st.Size(), st.ModTime().UnixNano(), st.Mode())
+	key := fmt.Sprintf("%d/%d/%v", st.Size(), st.ModTime().UnixNano(), st.Mode())
+	// A symbolic link replaced by rename (the version's pointer switched
+	// to another build) is a new link, whatever its target's stat says.
+	if lst, err := os.Lstat(path); err == nil && lst.Mode()&os.ModeSymlink != 0 {
+		if sys, ok := lst.Sys().(*syscall.Stat_t); ok {
+			key += fmt.Sprintf("|%d/%d", sys.Ino, lst.ModTime().UnixNano())
+		}
+	}
+	return key
 }
 
 func (c *preparedCache) get(id string) *Build {

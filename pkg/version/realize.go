@@ -122,6 +122,9 @@ func (m *Manager) realizeConfig(s *spec.Spec, l *lock.Lock, also progress.Func, 
 		Logger:   m.log,
 		Progress: report,
 		SaveLock: func(l *lock.Lock) error { return lock.Write(lockPath, l) },
+		// A directory the user named is realized in place; the builds
+		// root gets immutable builds behind comfy-<id>.
+		InPlace: m.cfg.Target != "",
 	}
 	return cfg, done, nil
 }
