@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/runpod-comfy/worker/internal/units"
 	"github.com/runpod-comfy/worker/pkg/version"
 )
 
@@ -63,35 +60,6 @@ func (a *app) gc(ctx context.Context, f gcFlags) error {
 	if f.json {
 		return json.NewEncoder(a.stdout).Encode(rep)
 	}
-	verb := "removed"
-	if f.dryRun {
-		verb = "would remove"
-	}
-	for _, b := range rep.Builds.Removed {
-		fmt.Fprintf(a.stdout, "%s build %s (%s)\n", verb, b.Path, units.Bytes(b.Size))
-	}
-	m := rep.Models
-	for _, b := range m.Blobs {
-		fmt.Fprintf(a.stdout, "%s model sha256:%s (%s)\n", verb, b.SHA256, units.Bytes(b.Size))
-		for _, l := range b.Links {
-			fmt.Fprintf(a.stdout, "  and its link %s\n", l)
-		}
-	}
-	for _, p := range m.Partials {
-		fmt.Fprintf(a.stdout, "%s partial download %s (%s)\n", verb, filepath.Base(p.Path), units.Bytes(p.Size))
-	}
-	freed := m.Freed + rep.Builds.Freed
-	if rep.Git != nil {
-		for _, r := range rep.Git.Removed {
-			fmt.Fprintf(a.stdout, "%s git repository %s (%s)\n", verb, r.Key, units.Bytes(r.Size))
-			freed += r.Size
-		}
-	}
-	for _, r := range append(rep.Snapshots, rep.Local...) {
-		fmt.Fprintf(a.stdout, "%s %s (%s)\n", verb, r.Path, units.Bytes(r.Size))
-		freed += r.Size
-	}
-	fmt.Fprintf(a.stdout, "%s %s; kept %s in use, %d placed elsewhere, %d younger than %s, %d being fetched\n",
-		verb, units.Bytes(freed), units.Count(m.Kept, "model"), m.Linked, m.Recent, f.minAge, m.Busy)
+	rep.WriteText(a.stdout, f.minAge)
 	return nil
 }
