@@ -17,8 +17,8 @@ type Removed struct {
 	Size int64  `json:"size"`
 }
 
-// gcSnapshots removes snapshots of builds that are no longer on disk (a
-// realize changed them), once older than MinAge: a worker that prepared
+// gcSnapshots removes snapshots of builds that are no longer on disk (gc
+// collected them, or a person), once older than MinAge: a worker that prepared
 // the old build a moment ago may still be unpacking it. Temp files of
 // packs that died go after the same age.
 func (m *Manager) gcSnapshots(current map[string]bool, opts GCOptions) ([]Removed, error) {
