@@ -27,13 +27,13 @@ func (a *app) listCmd() *cobra.Command {
 				return enc.Encode(rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tSPEC\tLOCK\tBUILD")
+			fmt.Fprintln(tw, "VERSION\tSPEC\tLOCK\tBUILD\tLOCAL")
 			for _, r := range rows {
 				valid := "ok"
 				if !r.Valid {
 					valid = "invalid"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, valid, r.Lock, r.BuildState)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, valid, r.Lock, r.BuildState, r.Local)
 			}
 			return tw.Flush()
 		},

@@ -44,9 +44,14 @@ spelling "--extra-args -- ..." works too. Ctrl+C stops it (exit code 130).`,
 				return err
 			}
 			build, err := a.manager(&f).Prepare(ctx, id, nil)
+			var release func()
+			if err == nil { // a local copy, as a worker runs (see docs/operations.md)
+				build, release, err = build.Local(ctx)
+			}
 			if err != nil {
 				return err
 			}
+			defer release()
 			if dataDir == "" {
 				dataDir = filepath.Join(a.cfg.Cache.Home, "comfy-ui", id)
 			}

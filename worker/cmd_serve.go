@@ -81,6 +81,8 @@ func (a *app) serve(cmd *cobra.Command, f serveFlags) error {
 		}
 		if w != nil {
 			defer h.StartPrewarm(ctx, w.VersionID, w.Workflow)()
+		} else if id := a.getenv("COMFY_VERSION_NAME"); id != "" {
+			defer h.StartCopy(ctx, id)()
 		}
 	}
 	if f.apiConcurrency > 1 || rp.RealtimeConcurrency > 1 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -44,6 +45,7 @@ type config struct {
 	// BufferedModelWrites keeps model downloads in the page cache even on
 	// a local disk (COMFY_MODEL_DIRECT_IO=0).
 	BufferedModelWrites bool
+	Local               version.LocalConfig // COMFY_LOCAL_*
 
 	LogLevel  string
 	LogFormat string
@@ -73,6 +75,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LogLevel:            getenv("COMFY_LOG_LEVEL"),
 		BufferedModelWrites: envconf.Falsy(getenv("COMFY_MODEL_DIRECT_IO")),
 		LogFormat:           getenv("COMFY_LOG_FORMAT"),
+	}
+	var err error
+	if c.Local, err = version.LocalFromEnv(getenv, os.TempDir()); err != nil {
+		return c, usageErr(err)
 	}
 	rw, err := parseRewrites(getenv("COMFY_GIT_REWRITE"))
 	if err != nil {
@@ -116,7 +122,7 @@ func (a *app) versionConfig(f *realizeFlags) version.Config {
 		ModelsDir: firstNonEmpty(c.ModelsDir, c.Cache.ModelsDir()), WheelsDir: c.WheelsDir, Offline: c.Offline,
 		HFToken: c.HFToken, CivitaiToken: c.CivitaiToken, GitRewrites: c.GitRewrites,
 		HFEndpoint: c.HFEndpoint, CivitaiEndpoint: c.CivitaiEndpoint,
-		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log,
+		BufferedModelWrites: c.BufferedModelWrites, Logger: a.log, Local: c.Local,
 		Display: func() (progress.Func, func()) {
 			ui, stop := a.showProgress()
 			return ui.Report, stop

@@ -32,6 +32,7 @@ func newTestEnvTB(t testing.TB) *testEnv {
 		"COMFY_CACHE_ROOT":   filepath.Join(dir, "cache"),
 		"COMFY_BUILDS_ROOT":  filepath.Join(dir, "builds"),
 		"RUNPOD_VOLUME_ROOT": filepath.Join(dir, "no-volume"),
+		"COMFY_LOCAL_DIR":    filepath.Join(dir, "local"),
 		"COMFY_LOG_FORMAT":   "json",
 		// Specs name GitHub; the test server answers for it.
 		"COMFY_GIT_REWRITE": "https://github.com/=" + srv.URL + "/github.com/",

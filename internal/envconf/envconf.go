@@ -69,6 +69,16 @@ func (r *Reader) Bytes(key string) int64 {
 	return n
 }
 
+// Count reads a positive whole number; 0 when unset.
+func (r *Reader) Count(key string) int {
+	v := r.Getenv(key)
+	n, err := strconv.Atoi(v)
+	if v != "" && (err != nil || n <= 0) {
+		r.fail(key, v, "a positive whole number")
+	}
+	return max(n, 0)
+}
+
 // On reports whether key is set to 1, true, yes or on.
 func (r *Reader) On(key string) bool { return Truthy(r.Getenv(key)) }
 

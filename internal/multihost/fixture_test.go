@@ -63,6 +63,7 @@ type volume struct {
 	t             *testing.T
 	shared, mount string // the volume's contents outside the hosts, and where hosts see it
 	hosts         []*netvol.Host
+	local         []string // each host's COMFY_LOCAL_DIR (its container disk)
 	git           *gittest.Server
 	nodes         []*gittest.Repo
 	core          *gittest.Repo
@@ -117,6 +118,7 @@ func newVolume(t *testing.T, hosts int) *volume {
 	}
 	for range hosts {
 		v.hosts = append(v.hosts, netvol.HostT(t, netvol.HostOptions{Shared: v.shared, MountPath: v.mount, Mount: cached}))
+		v.local = append(v.local, filepath.Join(t.TempDir(), "local"))
 	}
 	v.env = append(pyenvtest.IsolatedEnv(), "COMFY_LOG_FORMAT=json", "FAKE_COMFY_BIN="+fake,
 		"COMFY_GIT_REWRITE=https://github.com/="+v.git.URL+"/github.com/")
@@ -160,7 +162,7 @@ func (v *volume) worker(ctx context.Context, i int, round string, args ...string
 	cmd := v.hosts[i].Command(ctx, bin, args...)
 	root := filepath.Join(v.mount, round)
 	cmd.Env = append(append([]string(nil), v.env...), "RUNPOD_VOLUME_ROOT="+root, "COMFY_VERSIONS_DIR="+filepath.Join(root, "versions"),
-		"COMFY_SCRATCH_DIR="+filepath.Join(v.t.TempDir(), "scratch"))
+		"COMFY_SCRATCH_DIR="+filepath.Join(v.t.TempDir(), "scratch"), "COMFY_LOCAL_DIR="+v.local[i])
 	return cmd
 }
 

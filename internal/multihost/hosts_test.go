@@ -196,7 +196,7 @@ func TestUpdateWhileServing(t *testing.T) {
 	  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "slow"}}}`
 	rp.AddJobs(runpodtest.Job{ID: "before", Input: json.RawMessage(`{"version_id": "v", "workflow": ` + slow + `}`)})
 	waitFor(t, 60*time.Second, "the first job's ComfyUI", func() bool { return comfyCwd(record) != "" })
-	if got := filepath.Base(comfyCwd(record)); got != oldBuild {
+	if got := filepath.Base(comfyBuild(t, record)); got != oldBuild {
 		t.Fatalf("ComfyUI runs in %s, want the build %s", got, oldBuild)
 	}
 
@@ -215,7 +215,7 @@ func TestUpdateWhileServing(t *testing.T) {
 	if res := waitResult(t, rp, "after"); res.Error != nil {
 		t.Fatalf("the job after the update failed: %s", res.ErrorString())
 	}
-	if got := filepath.Base(comfyCwd(record)); got != newBuild {
+	if got := filepath.Base(comfyBuild(t, record)); got != newBuild {
 		t.Errorf("after the update ComfyUI runs in %s, want the new build %s", got, newBuild)
 	}
 	// A new worker, on a third host, uses the new build.
@@ -251,6 +251,24 @@ func comfyCwd(record string) string {
 	}
 	json.Unmarshal(data, &rec)
 	return rec.Cwd
+}
+
+// comfyBuild is the build on the volume that the recorded ComfyUI runs:
+// its working directory, or the build that directory is a local copy of.
+func comfyBuild(t *testing.T, record string) string {
+	cwd := comfyCwd(record)
+	data, err := os.ReadFile(filepath.Join(cwd, ".local-copy.json"))
+	if err != nil {
+		t.Errorf("ComfyUI runs in %s, not in a local copy of a build", cwd)
+		return cwd
+	}
+	var info struct {
+		Source string `json:"source"`
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		t.Fatalf("%s: %v", cwd, err)
+	}
+	return info.Source
 }
 
 func waitResult(t *testing.T, rp *runpodtest.Server, id string) runpodtest.Post {

@@ -23,6 +23,16 @@
 //		t.Errorf("a warm realize opened %d files on the volume", got)
 //	}
 //
+// A process that serves a volume with Mount must not fork a child that
+// touches the volume before it execs (a command whose working directory or
+// program is on the volume): the forking thread waits inside vfork for the
+// child, the child waits on the volume, and a garbage collection that
+// starts then waits for the forking thread while stopping the goroutines
+// that serve the volume, so all three wait forever (found running realize,
+// which runs pip and Python in the build, on a Mount in its own test
+// process). Programs run from another process, or through a Host, are
+// safe.
+//
 // StartHost (or HostT) goes one step further for tests that run real
 // programs such as the worker binary: each host is a helper process in its
 // own mount namespace with its own FUSE view of a shared directory at the

@@ -86,6 +86,9 @@ func (l Layout) Pip() string { return filepath.Join(l.Root, "pip") }
 // Locks holds the lock files that serialise work across processes.
 func (l Layout) Locks() string { return filepath.Join(l.Root, "locks") }
 
+// Snapshots holds one packed snapshot per build (pkg/snapshot).
+func (l Layout) Snapshots() string { return filepath.Join(l.Root, "snapshots") }
+
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()

@@ -117,6 +117,8 @@ type warm struct {
 	build  *Build
 	sup    *comfy.Supervisor
 	client *comfy.Client
+	// release lets the build's local copy be evicted.
+	release func()
 }
 
 // New returns a Handler.
@@ -161,7 +163,9 @@ func (h *Handler) stopWarm(ctx context.Context) error {
 	w := h.warm
 	h.warm = nil
 	w.client.Close()
-	return w.sup.Stop(ctx)
+	err := w.sup.Stop(ctx)
+	w.release()
+	return err
 }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
@@ -294,15 +298,24 @@ func (j *jobRun) run(ctx context.Context, raw json.RawMessage) (any, string, err
 	if err != nil {
 		return nil, "realize", err
 	}
+	// The build's local copy is made, and the models the workflow names
+	// are read, while the job's inputs are fetched.
+	lc := startLocal(ctx, build)
+	defer lc.drop()
 	wf, err := j.workflow(ctx, in)
 	if err != nil {
 		return nil, "input", err
 	}
+	defer j.readAhead(ctx, build, wf)()
 	inputs, err := j.inputs(ctx, in)
 	if err != nil {
 		return nil, "input", err
 	}
-	w, err := j.startComfy(ctx, build)
+	run, release, err := j.takeLocal(lc)
+	if err != nil {
+		return nil, "realize", err
+	}
+	w, err := j.startComfy(ctx, run, release)
 	if err != nil {
 		return nil, "start", err
 	}
@@ -433,10 +446,11 @@ func (j *jobRun) prepare(ctx context.Context, versionID string) (build *Build, e
 	return build, err
 }
 
-// startComfy makes build's ComfyUI the warm one (stage "start").
-func (j *jobRun) startComfy(ctx context.Context, build *Build) (w *warm, err error) {
+// startComfy makes build's ComfyUI the warm one (stage "start"). release
+// lets build's local copy go: the warm ComfyUI keeps it until it stops.
+func (j *jobRun) startComfy(ctx context.Context, build *Build, release func()) (w *warm, err error) {
 	err = j.stage("start", func() (err error) {
-		w, err = j.h.ensure(ctx, build, j)
+		w, err = j.h.ensure(ctx, build, j, release)
 		return err
 	})
 	return w, err

@@ -54,7 +54,11 @@ func (j *jobRun) warmUp(ctx context.Context, versionID string, workflow json.Raw
 	if err != nil {
 		return "realize", err
 	}
-	if _, err := j.startComfy(ctx, build); err != nil {
+	run, release, err := j.takeLocal(startLocal(ctx, build))
+	if err != nil {
+		return "realize", err
+	}
+	if _, err := j.startComfy(ctx, run, release); err != nil {
 		return "start", err
 	}
 	return "", nil
@@ -71,6 +75,33 @@ func (h *Handler) StartPrewarm(ctx context.Context, versionID string, workflow j
 		h.cfg.Logger.Info().Str("version_id", versionID).Bool("workflow", workflow != nil).Msg("warming up")
 		if err := h.Prewarm(ctx, versionID, workflow); err != nil && ctx.Err() == nil {
 			h.cfg.Logger.Error().Err(err).Msg("warm-up failed; jobs will realize and start their version themselves")
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// StartCopy readies versionID's build on local disk in the background,
+// without starting ComfyUI: a worker with a default version but no warm-up
+// has its local copy before its first job. Jobs do not wait for it; one
+// for that version shares its work (the copy is made once). stop cancels
+// it and waits.
+func (h *Handler) StartCopy(ctx context.Context, versionID string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		log := h.cfg.Logger.With().Str("version_id", versionID).Logger()
+		b, err := h.cfg.Versions.Prepare(ctx, versionID, nil)
+		if err == nil {
+			var release func()
+			if _, release, err = b.Local(ctx); err == nil {
+				release()
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("could not ready the default version before the first job; its first job does it")
 		}
 	})
 	return func() {

@@ -13,8 +13,14 @@ import (
 )
 
 // ensure returns a running ComfyUI for build: the warm one when it serves
-// the same build and is alive, else a fresh one (stopping the old).
-func (h *Handler) ensure(ctx context.Context, b *Build, j *jobRun) (*warm, error) {
+// the same build and is alive, else a fresh one (stopping the old). The
+// warm ComfyUI owns release from here on.
+func (h *Handler) ensure(ctx context.Context, b *Build, j *jobRun, release func()) (w *warm, err error) {
+	defer func() {
+		if w == nil || w.build != b {
+			release() // the warm one holds its own copy, or none started
+		}
+	}()
 	if w := h.warm; w != nil {
 		alive := true
 		select {
@@ -63,7 +69,7 @@ func (h *Handler) ensure(ctx context.Context, b *Build, j *jobRun) (*warm, error
 		sup.Stop(ctx)
 		return nil, fmt.Errorf("ComfyUI client: %w", err)
 	}
-	h.warm = &warm{build: b, sup: sup, client: client}
+	h.warm = &warm{build: b, sup: sup, client: client, release: release}
 	return h.warm, nil
 }
 

@@ -27,6 +27,8 @@ type GCOptions struct {
 	// Builds are build directories outside the builds root whose models
 	// must be kept.
 	Builds []string
+	// Local also removes this host's local copies that no process runs.
+	Local bool
 }
 
 // GCReport is what GC removed (or would remove).
@@ -36,6 +38,10 @@ type GCReport struct {
 	Temps  []string              `json:"temp_files,omitempty"`
 	Models models.GCReport       `json:"models"`
 	Git    *gitsrc.PruneReport   `json:"git,omitempty"`
+	// Snapshots are snapshots of builds gc removed, or that are gone.
+	Snapshots []Removed `json:"snapshots"`
+	// Local are the local copies removed (with Local).
+	Local []Removed `json:"local,omitempty"`
 }
 
 // GC frees a version's earlier builds once no worker used them for MinAge
@@ -74,6 +80,14 @@ func (m *Manager) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 		LinkDirs: []string{m.cfg.ModelsDir}, RemoveLinks: opts.PruneModelsDir}); err != nil {
 		return nil, err
 	}
+	if rep.Snapshots, err = m.gcSnapshots(refs.buildKeys, opts); err != nil {
+		return nil, err
+	}
+	if opts.Local {
+		if rep.Local, err = m.gcLocal(opts.DryRun); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Git {
 		g, err := gitsrc.Prune(ctx, layout.Git(), refs.repos, gitsrc.PruneOptions{MinAge: opts.MinAge, DryRun: opts.DryRun})
 		if err != nil {
@@ -88,13 +102,15 @@ func (m *Manager) GC(ctx context.Context, opts GCOptions) (*GCReport, error) {
 type gcRefs struct {
 	keep  models.Keep
 	repos map[string]bool
+	// buildKeys are the keys of the builds on disk: their snapshots stay.
+	buildKeys map[string]bool
 }
 
 // gcRefs collects the models and repositories named by every spec, every
 // lock in the cache and every build marker. What cannot be read is
 // reported and skipped: a spec that does not parse cannot be realized.
 func (m *Manager) gcRefs(extraBuilds []string) (gcRefs, error) {
-	refs := gcRefs{keep: models.Keep{Digests: map[string]bool{}}, repos: map[string]bool{}}
+	refs := gcRefs{keep: models.Keep{Digests: map[string]bool{}}, repos: map[string]bool{}, buildKeys: map[string]bool{}}
 	repo := func(u string) {
 		if k, err := gitsrc.RepoKey(u); err == nil {
 			refs.repos[k] = true
@@ -159,6 +175,11 @@ func (m *Manager) gcRefs(extraBuilds []string) (gcRefs, error) {
 		}
 		for _, pm := range mk.Models {
 			refs.keep.Digests[pm.SHA256] = true
+		}
+		if mk.Complete {
+			if key, err := BuildKey(mk.VersionID, dir); err == nil {
+				refs.buildKeys[key] = true
+			}
 		}
 	}
 	delete(refs.keep.Digests, "")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/realize"
+	"github.com/runpod-comfy/worker/pkg/snapshot"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
@@ -20,6 +21,11 @@ type Entry struct {
 	// BuildState is "absent", "incomplete" (a realize did not finish),
 	// "stale" (complete for an older lock) or "complete".
 	BuildState string `json:"build_state"`
+	// Local says whether this host has a local copy of the complete build:
+	// "yes", "old" (only of an earlier build), "no", or "n/a" (copies are
+	// off, or the build is on local disk already).
+	Local     string `json:"local"`
+	LocalCopy string `json:"local_copy,omitempty"`
 }
 
 // Specs lists every spec in the spec directories, in search order; an id
@@ -48,11 +54,39 @@ func (m *Manager) List() ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	var copies []snapshot.Info
+	if m.cfg.Local.Dir != "" {
+		copies, _ = snapshot.List(m.cfg.Local.Dir)
+	}
 	rows := make([]Entry, 0, len(specs))
 	for _, e := range specs {
-		rows = append(rows, m.entry(e))
+		r := m.entry(e)
+		m.localState(&r, copies)
+		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// localState fills in whether this host has a copy of r's build.
+func (m *Manager) localState(r *Entry, copies []snapshot.Info) {
+	r.Local = "n/a"
+	if r.BuildState != "complete" || !m.wantsLocal(r.Build) {
+		return
+	}
+	key, err := BuildKey(r.ID, r.Build)
+	if err != nil {
+		return
+	}
+	r.Local = "no"
+	for _, c := range copies {
+		switch {
+		case c.Key == key:
+			r.Local, r.LocalCopy = "yes", c.Dir
+			return
+		case c.Label == r.ID:
+			r.Local = "old"
+		}
+	}
 }
 
 func (m *Manager) entry(e spec.Entry) Entry {

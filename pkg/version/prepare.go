@@ -11,6 +11,7 @@ import (
 	"github.com/runpod-comfy/worker/pkg/lock"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/realize"
+	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
 // Build is a realized version, ready to run.
@@ -23,6 +24,20 @@ type Build struct {
 	// Digest changes whenever the build changes; a warm ComfyUI of another
 	// digest is restarted.
 	Digest string
+	// Source is the build on the volume: Dir itself, or the build Dir is a
+	// local copy of (see Local).
+	Source string
+	// Key identifies the build's content: its snapshot and local copies.
+	Key string
+	// LocalCopy is set on a build returned by Local that runs from a copy.
+	LocalCopy bool
+	// Models are the version's model files, for reading them ahead.
+	Models []string
+
+	// manager makes local copies; nil when the build runs where it is.
+	manager *Manager
+	// early is the copy Prepare started, for the first Local.
+	early *early
 }
 
 // Prepare finds id's version, pins it and realizes it if needed; realize's
@@ -42,22 +57,66 @@ func (m *Manager) Prepare(ctx context.Context, id string, p progress.Func) (*Bui
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.Realize(ctx, s, l, p)
+	pointer := m.BuildDir(s.ID)
+	local := m.wantsLocal(pointer)
+	var early *early
+	if local {
+		// The build the version points to now; builds are immutable, so a
+		// copy of it stays right if realize keeps it.
+		if dir, err := filepath.EvalSymlinks(pointer); err == nil {
+			if key, ok := completeKey(s.ID, dir, l); ok {
+				early = m.startEarly(ctx, s.ID, dir, key)
+			}
+		}
+	}
+	res, key, err := m.realize(ctx, s, l, p, false)
 	if err != nil {
+		early.drop()
 		return nil, err
 	}
-	b := newBuild(s.ID, res.BuildDir, l)
+	b := m.newBuild(s.ID, res.BuildDir, l)
+	if local {
+		switch {
+		case key != "":
+		case early != nil && res.NoOp:
+			key = early.key
+		default:
+			if key, err = BuildKey(s.ID, b.Dir); err != nil {
+				early.drop()
+				return nil, err
+			}
+		}
+		b.Key, b.manager = key, m
+		if early != nil && early.key == key && early.source == filepath.Clean(res.BuildDir) {
+			b.early = early
+		} else {
+			early.drop()
+		}
+	}
 	// The version's pointer is watched too: a switch to another build is
 	// a change.
-	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile), m.BuildDir(id))
+	m.prepared.put(id, b, s.File, m.LockPath(id), filepath.Join(res.BuildDir, realize.MarkerFile), pointer)
 	return b, nil
 }
 
-func newBuild(id, dir string, l *lock.Lock) *Build {
-	return &Build{
-		VersionID: id, Dir: dir, Python: filepath.Join(dir, ".venv", "bin", "python"),
+func (m *Manager) newBuild(id, dir string, l *lock.Lock) *Build {
+	b := &Build{
+		VersionID: id, Dir: dir, Python: filepath.Join(dir, ".venv", "bin", "python"), Source: dir,
 		Env: l.Env, ComfyArgs: l.Options.ComfyArgs, Digest: realize.LockDigest(l),
 	}
+	if !l.Options.SkipModels {
+		for _, lm := range l.Models {
+			t, err := spec.ParseTarget(lm.TargetPath)
+			switch {
+			case err != nil:
+			case t.Root == spec.ComfyRoot:
+				b.Models = append(b.Models, filepath.Join(dir, filepath.FromSlash(t.Rel)))
+			case m.cfg.ModelsDir != "":
+				b.Models = append(b.Models, filepath.Join(m.cfg.ModelsDir, filepath.FromSlash(t.Rel)))
+			}
+		}
+	}
+	return b
 }
 
 // preparedCache remembers realized versions with the stat data of the

@@ -2,6 +2,7 @@ package version
 
 import (
 	"context"
+	"time"
 
 	"github.com/runpod-comfy/worker/pkg/gitsrc"
 	"github.com/runpod-comfy/worker/pkg/lock"
@@ -17,10 +18,22 @@ import (
 // even make the lock in (a read-only volume with everything built) is
 // realized without it, as no gc can run there either. Progress goes to the
 // configured display and to p.
+//
+// The build's snapshot is packed when the realize changed the build, or
+// when the build has none (a build of an earlier release).
 func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func) (*realize.Result, error) {
+	res, _, err := m.realize(ctx, s, l, p, true)
+	return res, err
+}
+
+// realize is Realize, also returning the build's key ("" when it has no
+// snapshot). A job's realize (always false) does not pack a build it did
+// not change: the worker packs it while it copies it, in one pass over
+// the volume.
+func (m *Manager) realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p progress.Func, always bool) (*realize.Result, string, error) {
 	cfg, done, err := m.realizeConfig(s, l, p, false)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer done()
 	unlock, err := m.layout().LockCache(ctx, false, func() {
@@ -30,11 +43,26 @@ func (m *Manager) Realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p pro
 	case err == nil:
 		defer unlock()
 	case ctx.Err() != nil:
-		return nil, err
+		return nil, "", err
 	default:
 		m.log.Debug().Err(err).Msg("no cache lock; realizing without it")
 	}
-	return realize.Realize(ctx, cfg, l)
+	res, err := realize.Realize(ctx, cfg, l)
+	if err != nil || res.NoOp && !always {
+		return res, "", err
+	}
+	// The snapshot is part of a realized build: the worker that realizes a
+	// version packs it once, and every other worker unpacks it.
+	start := time.Now()
+	key, detail, err := m.publishSnapshot(ctx, s.ID, res.BuildDir)
+	if err != nil {
+		// Workers pack it themselves when they need it.
+		m.log.Warn().Err(err).Msg("the build has no snapshot")
+	} else if detail != "" {
+		res.Steps = append(res.Steps, realize.Step{Name: "snapshot", Action: "done", Detail: detail, Took: time.Since(start)})
+		m.log.Info().Str("step", "snapshot").Str("action", "done").Str("detail", detail).Dur("took", time.Since(start)).Msg("realize")
+	}
+	return res, key, nil
 }
 
 // Plan says what Realize would do, changing nothing.

@@ -70,6 +70,9 @@ type Config struct {
 	ModelGCS func() ([]option.ClientOption, error)
 
 	Logger zerolog.Logger
+	// Local configures local copies of builds on a network volume.
+	Local LocalConfig
+
 	// Display opens where a realize shows its progress (a terminal bar,
 	// or log lines); close is called when the realize ends. Nil: nowhere
 	// but the per-call progress.
@@ -81,6 +84,7 @@ type Manager struct {
 	cfg      Config
 	log      zerolog.Logger
 	prepared preparedCache
+	local    local
 }
 
 // Open makes a Manager. It touches no file: every path is used on demand.
