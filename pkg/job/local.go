@@ -87,7 +87,7 @@ func (j *jobRun) readAhead(ctx context.Context, b *Build, wf comfy.Workflow) (st
 	wg.Go(func() {
 		start := time.Now()
 		n := readFiles(ctx, files, memAvailable()/2)
-		j.log.Debug().Strs("files", files).Int64("bytes", n).Dur("took", time.Since(start)).Msg("models read ahead")
+		j.log.Debug().Strs("files", files).Int64("bytes", n).Int64("took_ms", time.Since(start).Milliseconds()).Msg("models read ahead")
 	})
 	return func() {
 		cancel()

@@ -108,7 +108,7 @@ func (m *Manager) localCopy(ctx context.Context, b *Build) (*Build, func(), erro
 		return b, func() {}, nil
 	}
 	if c.Made {
-		log.Info().Str("dir", c.Dir).Dur("took", c.Took).Int("files", c.Stats.Files).Msg("build copied to local disk")
+		log.Info().Str("dir", c.Dir).Int64("took_ms", c.Took.Milliseconds()).Int("files", c.Stats.Files).Msg("build copied to local disk")
 	}
 	run := *b
 	run.Dir, run.Python, run.manager, run.early = c.Dir, filepath.Join(c.Dir, ".venv", "bin", "python"), nil, nil

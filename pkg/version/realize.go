@@ -60,7 +60,7 @@ func (m *Manager) realize(ctx context.Context, s *spec.Spec, l *lock.Lock, p pro
 		m.log.Warn().Err(err).Msg("the build has no snapshot")
 	} else if detail != "" {
 		res.Steps = append(res.Steps, realize.Step{Name: "snapshot", Action: "done", Detail: detail, Took: time.Since(start)})
-		m.log.Info().Str("step", "snapshot").Str("action", "done").Str("detail", detail).Dur("took", time.Since(start)).Msg("realize")
+		m.log.Info().Str("step", "snapshot").Str("action", "done").Str("detail", detail).Int64("took_ms", time.Since(start).Milliseconds()).Msg("realize")
 	}
 	return res, key, nil
 }
