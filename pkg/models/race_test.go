@@ -175,14 +175,21 @@ func TestLaterHostWaitsForADownload(t *testing.T) {
 	var wg sync.WaitGroup
 	var errA error
 	wg.Go(func() { _, errA = hostA.st.Fetch(testCtx(t), Request{Source: srv.Path("m")}) })
-	deadline := time.Now().Add(5 * time.Second)
-	for len(hostA.st.partialsOf("s-"+hashKey(mustSource(t, srv.Path("m")).Canonical())[:40])) == 0 && time.Now().Before(deadline) {
+	// Under -race on a busy machine host A may take seconds to start: host
+	// B must come after A's download began, or both download by design.
+	key := "s-" + hashKey(mustSource(t, srv.Path("m")).Canonical())[:40]
+	deadline := time.Now().Add(60 * time.Second)
+	for len(hostA.st.partialsOf(key)) == 0 {
+		if time.Now().After(deadline) {
+			wg.Wait()
+			t.Fatalf("host A never started its download (%v)", errA)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	b, err := hostB.st.Fetch(testCtx(t), Request{Source: srv.Path("m")})
 	wg.Wait()
 	if errA != nil || err != nil || b.SHA256 != digest || b.Downloaded {
-		t.Fatalf("host A: %v; host B: %+v, %v", errA, b, err)
+		t.Fatalf("host A: %v; host B: %+v, %v\nhost B's log:\n%s", errA, b, err, hostB.logs.String())
 	}
 	if n := len(srv.Requests("/m")); n != 1 {
 		t.Errorf("%d downloads, want 1: host B did not wait for host A's", n)
