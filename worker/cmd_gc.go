@@ -24,16 +24,18 @@ func (a *app) gcCmd() *cobra.Command {
 		Use:   "gc",
 		Short: "Remove old builds, cached models, partial downloads and (with --git) repositories no version uses",
 		Long: `gc frees space in the shared cache and the builds root. A version's earlier
-builds go once no worker used them for --min-age (workers refresh the build
-they run at every job); the build a version points to always stays. A model blob stays while any spec, lock
-or build marker names it, while a file elsewhere is a hard link to it (removing
-it would free nothing), or while it is younger than --min-age. A model placed in
-MODELS_DIR stays while its file there does; --prune-models-dir removes those
-files too when no version uses them. Partial downloads
-nobody resumed for --min-age go too. With --git, cached repositories that no
-spec or lock names go as well (a submodule's repository is fetched again when a
-build needs it). gc decides by these ages, so it is safe while workers on other
-hosts realize; on this host, realizes also wait while gc runs.
+builds go once no worker used them for --min-age (workers refresh the build they
+run at every job); the build a version points to always stays, and so does its
+snapshot (snapshots of builds that are gone go after --min-age). A model blob
+stays while any spec, lock or build marker names it, while a file elsewhere is
+a hard link to it (removing it would free nothing), or while it is younger than
+--min-age. A model placed in MODELS_DIR stays while its file there does;
+--prune-models-dir removes those files too when no version uses them. Partial
+downloads nobody resumed for --min-age go too. With --git, cached repositories
+that no spec or lock names go as well (a submodule's repository is fetched
+again when a build needs it); with --local, this machine's local copies of
+builds that no worker runs. gc decides by these ages, so it is safe while
+workers on other hosts realize; on this host, realizes also wait while gc runs.
 Builds outside the builds root (realized with --target) are not seen: name them
 with --build so their symlinked models are kept.`,
 		Args: cobra.NoArgs,
