@@ -139,6 +139,9 @@ func (st *Store) awaitOthers(ctx context.Context, key, item string, done func() 
 				sizes[p], grew = fi.Size(), now
 			}
 		}
+		if !live && waited {
+			return st.awaitRecord(ctx, done)
+		}
 		if !live || now.Sub(grew) > min(awaitStall, st.cfg.IdleTimeout) {
 			return waited
 		}
@@ -151,6 +154,24 @@ func (st *Store) awaitOthers(ctx context.Context, key, item string, done func() 
 			return waited
 		}
 	}
+}
+
+// recordGrace is how long a download's part file may be gone before its
+// blob is found: the process publishes the blob, removes the part file,
+// and only then records the source in the index (a synced write).
+const recordGrace = 2 * time.Second
+
+// awaitRecord waits, after the download it waited for ended, for done to
+// see the result, so that a waiter does not download again in the moment
+// between the part file's removal and the index entry. It reports true
+// (the caller looks the blob up, and downloads if the other failed).
+func (st *Store) awaitRecord(ctx context.Context, done func() bool) bool {
+	for deadline := time.Now().Add(recordGrace); time.Now().Before(deadline); {
+		if done() || sleep(ctx, st.cfg.Locks.Poll) != nil {
+			break
+		}
+	}
+	return true
 }
 
 // partialKey is the download key a file in partial/ belongs to: the part

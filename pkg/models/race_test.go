@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +207,29 @@ func mustSource(t *testing.T, s string) Source {
 		t.Fatal(err)
 	}
 	return src
+}
+
+// TestWaiterSeesTheBlobRecordedAfterThePartFileWent: the download a waiter
+// waits for removes its part file a moment before it records the blob in
+// the index; the waiter must not take that moment for a failed download
+// and fetch the model again.
+func TestWaiterSeesTheBlobRecordedAfterThePartFileWent(t *testing.T) {
+	env := newTestStore(t, func(c *Config) { c.Locks.Poll = 10 * time.Millisecond })
+	env.st.ensureDirs()
+	const key = "s-0123456789abcdef"
+	part := filepath.Join(env.st.partialDir(), key+".x1.part")
+	if err := os.WriteFile(part, []byte("some bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var recorded atomic.Bool
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		os.Remove(part) // published...
+		time.Sleep(300 * time.Millisecond)
+		recorded.Store(true) // ...and recorded
+	}()
+	waited := env.st.awaitOthers(testCtx(t), key, "m", recorded.Load)
+	if !waited || !recorded.Load() {
+		t.Errorf("awaitOthers returned %v before the blob was recorded", waited)
+	}
 }
