@@ -14,9 +14,6 @@ import (
 // what a newcomer types first must work (no network needed: the example
 // pins every commit).
 func TestQuickStartFromCleanClone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary in a fresh clone")
-	}
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
 		t.Fatalf("not in a git checkout: %v", err)

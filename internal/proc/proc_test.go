@@ -18,39 +18,40 @@ import (
 )
 
 // The test binary doubles as the "worker" that gets killed: with this
-// variable set, TestHelperWorker starts children and blocks.
+// variable set, TestMain runs helperWorker instead of the tests.
 const helperEnv = "PROC_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "" {
-		// Orphans are re-parented to this process, so a test can wait for
-		// them and see how they ended (a container's init may never reap
-		// them, and a zombie looks alive in /proc).
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			fmt.Fprintln(os.Stderr, "subreaper:", err)
-			os.Exit(1)
-		}
+	if os.Getenv(helperEnv) != "" {
+		helperWorker()
+	}
+	// Orphans are re-parented to this process, so a test can wait for
+	// them and see how they ended (a container's init may never reap
+	// them, and a zombie looks alive in /proc).
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "subreaper:", err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
 
-// TestHelperWorker is the worker of TestChildrenDieWithTheWorker: it
-// starts `sleep` once through proc and once with plain os/exec, prints
-// both pids and waits to be killed.
-func TestHelperWorker(t *testing.T) {
-	if os.Getenv(helperEnv) == "" {
-		t.Skip("helper process only")
-	}
+// helperWorker is the worker of TestChildrenDieWithTheWorker: it starts
+// `sleep` once through proc and once with plain os/exec, prints both pids
+// and waits to be killed.
+func helperWorker() {
 	guarded := Command(context.Background(), "sleep", "60")
 	if _, err := Start(guarded); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	plain := exec.Command("sleep", "60")
 	if err := plain.Start(); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	fmt.Printf("%d %d\n", guarded.Process.Pid, plain.Process.Pid)
 	time.Sleep(time.Minute)
+	os.Exit(0)
 }
 
 // exitOf waits up to d for process pid (a child or an orphan re-parented
@@ -77,7 +78,7 @@ func exitOf(t *testing.T, pid int, d time.Duration) (ws unix.WaitStatus, ok bool
 // children with it within a second; a child started without proc survives
 // (what pip, venv and the probes did before).
 func TestChildrenDieWithTheWorker(t *testing.T) {
-	worker := exec.Command(os.Args[0], "-test.run=^TestHelperWorker$")
+	worker := exec.Command(os.Args[0], "-test.run=^$")
 	worker.Env = append(os.Environ(), helperEnv+"=1")
 	out, err := worker.StdoutPipe()
 	if err != nil {
