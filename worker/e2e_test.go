@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/gobuild"
 	"github.com/runpod-comfy/worker/internal/syncbuf"
 	"github.com/runpod-comfy/worker/pkg/runpod/runpodtest"
 )
@@ -22,34 +22,11 @@ import (
 // syncBuf captures output written from several goroutines.
 type syncBuf = syncbuf.Buffer
 
-var (
-	binOnce            sync.Once
-	workerBin, fakeBin string
-	binErr             error
-)
-
 // binaries builds the worker and the fake ComfyUI once per test binary:
 // end-to-end tests run the real program as RunPod would.
 func binaries(t testing.TB) (string, string) {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "worker-e2e")
-		if err != nil {
-			binErr = err
-			return
-		}
-		workerBin, fakeBin = filepath.Join(dir, "worker"), filepath.Join(dir, "fakecomfy")
-		for out, pkg := range map[string]string{workerBin: ".", fakeBin: "github.com/runpod-comfy/worker/pkg/comfy/comfytest/fakecomfy"} {
-			if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return workerBin, fakeBin
+	return gobuild.MustBinary(t, gobuild.Worker), gobuild.MustBinary(t, gobuild.FakeComfy)
 }
 
 // workerProc is a running worker binary.

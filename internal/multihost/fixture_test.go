@@ -16,43 +16,21 @@ import (
 	"time"
 
 	"github.com/runpod-comfy/worker/internal/gittest"
+	"github.com/runpod-comfy/worker/internal/gobuild"
 	"github.com/runpod-comfy/worker/internal/netvol"
 	"github.com/runpod-comfy/worker/pkg/models/modeltest"
 	"github.com/runpod-comfy/worker/pkg/pyenv/pyenvtest"
 	"github.com/runpod-comfy/worker/pkg/realize/realizetest"
 )
 
-var (
-	binOnce            sync.Once
-	workerBin, fakeBin string
-	binErr             error
-)
-
 // binaries builds the worker and the fake ComfyUI once per test binary.
 func binaries(t testing.TB) (string, string) {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "multihost-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		workerBin, fakeBin = filepath.Join(dir, "worker"), filepath.Join(dir, "fakecomfy")
-		for out, pkg := range map[string]string{workerBin: "github.com/runpod-comfy/worker/worker", fakeBin: "github.com/runpod-comfy/worker/pkg/comfy/comfytest/fakecomfy"} {
-			args := []string{"build", "-o", out}
-			if raceBuild && out == workerBin && os.Getenv("MULTIHOST_RACE_WORKER") != "" {
-				args = append(args, "-race")
-			}
-			if b, err := exec.Command("go", append(args, pkg)...).CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	var flags []string
+	if raceBuild && os.Getenv("MULTIHOST_RACE_WORKER") != "" {
+		flags = append(flags, "-race")
 	}
-	return workerBin, fakeBin
+	return gobuild.MustBinary(t, gobuild.Worker, flags...), gobuild.MustBinary(t, gobuild.FakeComfy)
 }
 
 // volume is a network volume shared by simulated hosts, with the version

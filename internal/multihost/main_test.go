@@ -4,10 +4,13 @@ import (
 	"os"
 	"testing"
 
+	"github.com/runpod-comfy/worker/internal/gobuild"
 	"github.com/runpod-comfy/worker/internal/netvol"
 )
 
 func TestMain(m *testing.M) {
 	netvol.RunHostIfRequested()
-	os.Exit(m.Run())
+	code := m.Run()
+	gobuild.Cleanup()
+	os.Exit(code)
 }

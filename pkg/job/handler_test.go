@@ -6,44 +6,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/runpod-comfy/worker/internal/gobuild"
 	"github.com/runpod-comfy/worker/pkg/comfy"
 	"github.com/runpod-comfy/worker/pkg/output"
 	"github.com/runpod-comfy/worker/pkg/progress"
 	"github.com/runpod-comfy/worker/pkg/spec"
 )
 
-var (
-	fakeOnce sync.Once
-	fakeBin  string
-	fakeErr  error
-)
-
 // fakeComfy builds the fake ComfyUI program once per test binary.
 func fakeComfy(t *testing.T) string {
 	t.Helper()
-	fakeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fakecomfy")
-		if err != nil {
-			fakeErr = err
-			return
-		}
-		fakeBin = filepath.Join(dir, "fakecomfy")
-		out, err := exec.Command("go", "build", "-o", fakeBin, "github.com/runpod-comfy/worker/pkg/comfy/comfytest/fakecomfy").CombinedOutput()
-		if err != nil {
-			fakeErr = fmt.Errorf("build fakecomfy: %v\n%s", err, out)
-		}
-	})
-	if fakeErr != nil {
-		t.Fatal(fakeErr)
-	}
-	return fakeBin
+	return gobuild.MustBinary(t, gobuild.FakeComfy)
 }
 
 // fakeBuild is a "build" whose python runs the fake ComfyUI.
