@@ -59,7 +59,7 @@ func BenchmarkJobOverheadE2E(b *testing.B) {
 	  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "bench"}}}`
 	// Warm up: realize and start ComfyUI.
 	rp.AddJobs(runpodtest.Job{ID: "warm", Input: jobInput("demo", wf, "")})
-	waitResult(b, rp, "warm")
+	rp.MustResult(b, "warm")
 	n := max(b.N, 30)
 	var overheads []time.Duration
 	var size int
@@ -67,7 +67,7 @@ func BenchmarkJobOverheadE2E(b *testing.B) {
 	for i := range n {
 		id := fmt.Sprintf("b%d", i)
 		rp.AddJobs(runpodtest.Job{ID: id, Input: jobInput("demo", strings.Replace(wf, `"seed": 7`, fmt.Sprintf(`"seed": %d`, i+10), 1), "")})
-		res := waitResult(b, rp, id)
+		res := rp.MustResult(b, id)
 		var taken time.Time
 		for _, tr := range rp.Takes() {
 			if tr.Status == 200 && tr.Answered.Before(res.Time) {

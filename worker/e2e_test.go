@@ -84,17 +84,6 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func waitResult(t testing.TB, rp *runpodtest.Server, id string) runpodtest.Post {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	p, err := rp.WaitResult(ctx, id)
-	if err != nil {
-		t.Fatalf("no result for %s: %v", id, err)
-	}
-	return p
-}
-
 const e2eWorkflow = `{"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 65280}},
  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "e2e"}}}`
 
@@ -119,7 +108,7 @@ func TestServerlessEndToEnd(t *testing.T) {
 	// times first and is still delivered exactly once.
 	rp.Inject(runpodtest.RouteDone, runpodtest.Fault{Status: 500}, runpodtest.Fault{Drop: true}, runpodtest.Fault{Status: 503})
 	rp.AddJobs(runpodtest.Job{ID: "j1", Input: jobInput("demo", e2eWorkflow, "")})
-	res := waitResult(t, rp, "j1")
+	res := rp.MustResult(t, "j1")
 	var out struct {
 		VersionID string `json:"version_id"`
 		Outputs   []struct {
@@ -147,7 +136,7 @@ func TestServerlessEndToEnd(t *testing.T) {
 		rp.AddJobs(runpodtest.Job{ID: id, Input: json.RawMessage(fmt.Sprintf(`{"version_id": "demo", "workflow": %s, "images": [{"name": "x%d.png", "image": "%%%%%%"}]}`, e2eWorkflow, i))})
 	}
 	for _, id := range ids {
-		p := waitResult(t, rp, id)
+		p := rp.MustResult(t, id)
 		if !strings.Contains(p.ErrorString(), "not valid base64") {
 			t.Fatalf("%s: error %s", id, p.ErrorString())
 		}
@@ -158,13 +147,13 @@ func TestServerlessEndToEnd(t *testing.T) {
 	slow := `{"1": {"class_type": "FakeSampler", "inputs": {"steps": 200, "step_ms": 50}},
 	  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "slow"}}}`
 	rp.AddJobs(runpodtest.Job{ID: "t1", Input: jobInput("demo", slow, `, "timeout": 1`)})
-	if p := waitResult(t, rp, "t1"); !strings.Contains(p.ErrorString(), "interrupted") {
+	if p := rp.MustResult(t, "t1"); !strings.Contains(p.ErrorString(), "interrupted") {
 		t.Fatalf("timeout job: %s", p.ErrorString())
 	}
 	// 4. Another version: ComfyUI is switched.
 	rp.AddJobs(runpodtest.Job{ID: "j2", Input: jobInput("demo2", e2eWorkflow, "")}, runpodtest.Job{ID: "j3", Input: jobInput("demo", e2eWorkflow, "")})
 	for _, id := range []string{"j2", "j3"} {
-		if p := waitResult(t, rp, id); p.Error != nil {
+		if p := rp.MustResult(t, id); p.Error != nil {
 			t.Fatalf("%s: %s", id, p.ErrorString())
 		}
 	}
@@ -203,13 +192,13 @@ func TestServerlessCrashRecovery(t *testing.T) {
 	t.Cleanup(rp.Close)
 	startWorker(t, e, rp, map[string]string{"FAKECOMFY_MODE": "crash-on-prompt", "FAKECOMFY_CRASH_MARKER": filepath.Join(e.dir, "crashed")})
 	rp.AddJobs(runpodtest.Job{ID: "c1", Input: jobInput("demo", e2eWorkflow, "")}, runpodtest.Job{ID: "c2", Input: jobInput("demo", e2eWorkflow, "")})
-	p := waitResult(t, rp, "c1")
+	p := rp.MustResult(t, "c1")
 	var details map[string]any
 	json.Unmarshal(p.Output, &details)
 	if !strings.Contains(p.ErrorString(), "ComfyUI exited unexpectedly") || details["error_type"] != "comfy_execution" || details["log_tail"] == nil {
 		t.Fatalf("crash job: %s %s", p.ErrorString(), p.Output)
 	}
-	if p := waitResult(t, rp, "c2"); p.Error != nil {
+	if p := rp.MustResult(t, "c2"); p.Error != nil {
 		t.Fatalf("job after the crash: %s", p.ErrorString())
 	}
 }

@@ -44,7 +44,7 @@ func TestServerlessGCSAndURLInputs(t *testing.T) {
 	  "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "gcs"}}}`
 	rp.AddJobs(runpodtest.Job{ID: "g1", Input: json.RawMessage(`{"version_id": "demo", "output_mode": "gcs", "workflow": ` + wf +
 		`, "input_images": {"in.png": "` + imgSrv.URL + `/in.png"}}`)})
-	res := waitResult(t, rp, "g1")
+	res := rp.MustResult(t, "g1")
 	var out struct {
 		OutputMode string `json:"output_mode"`
 		Outputs    []struct {
@@ -75,7 +75,7 @@ func TestServerlessGCSAndURLInputs(t *testing.T) {
 	startWorker(t, e2, rp2, map[string]string{"COMFY_URL_ALLOW_HTTP": "1"})
 	rp2.AddJobs(runpodtest.Job{ID: "r1", Input: json.RawMessage(`{"version_id": "demo", "workflow": ` + wf +
 		`, "input_images": {"in.png": "` + imgSrv.URL + `/in.png"}}`)})
-	p := waitResult(t, rp2, "r1")
+	p := rp2.MustResult(t, "r1")
 	if !strings.Contains(p.ErrorString(), "COMFY_URL_ALLOW_LOOPBACK") {
 		t.Fatalf("loopback input not refused clearly: %s", p.ErrorString())
 	}

@@ -88,7 +88,7 @@ func TestServerlessPrewarm(t *testing.T) {
 		t.Error("the worker took no job while it warmed up")
 	}
 	rp.AddJobs(runpodtest.Job{ID: "j1", Input: jobInput("demo", e2eWorkflow, "")})
-	res := waitResult(t, rp, "j1")
+	res := rp.MustResult(t, "j1")
 	var out struct {
 		Timings map[string]float64 `json:"timings_ms"`
 	}

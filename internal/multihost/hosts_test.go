@@ -88,10 +88,7 @@ func TestRealizeWhileAnotherHostCollects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const round = "gc"
-	v.round(round, "v")
-	if r := run(v.worker(ctx, 0, round, "realize", "v")); r.err != nil {
-		t.Fatalf("first realize: %s", r)
-	}
+	v.firstRealize(ctx, round)
 	gcCtx, stopGC := context.WithCancel(ctx)
 	var gcRuns int
 	var gcErr error
@@ -166,10 +163,7 @@ func TestUpdateWhileServing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const round = "serve"
-	v.round(round, "v")
-	if r := run(v.worker(ctx, 0, round, "realize", "v")); r.err != nil {
-		t.Fatalf("first realize: %s", r)
-	}
+	v.firstRealize(ctx, round)
 	oldBuild := filepath.Base(v.build(round, "v"))
 
 	rp := runpodtest.New(runpodtest.Options{})
@@ -208,11 +202,11 @@ func TestUpdateWhileServing(t *testing.T) {
 	if newBuild == oldBuild {
 		t.Fatal("the update made no new build")
 	}
-	if res := waitResult(t, rp, "before"); res.Error != nil {
+	if res := rp.MustResult(t, "before"); res.Error != nil {
 		t.Fatalf("the job in flight during the update failed: %s", res.ErrorString())
 	}
 	rp.AddJobs(runpodtest.Job{ID: "after", Input: json.RawMessage(`{"version_id": "v", "workflow": ` + slow + `}`)})
-	if res := waitResult(t, rp, "after"); res.Error != nil {
+	if res := rp.MustResult(t, "after"); res.Error != nil {
 		t.Fatalf("the job after the update failed: %s", res.ErrorString())
 	}
 	if got := filepath.Base(comfyBuild(t, record)); got != newBuild {
@@ -271,17 +265,6 @@ func comfyBuild(t *testing.T, record string) string {
 	return info.Source
 }
 
-func waitResult(t *testing.T, rp *runpodtest.Server, id string) runpodtest.Post {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	p, err := rp.WaitResult(ctx, id)
-	if err != nil {
-		t.Fatalf("no result for %s: %v", id, err)
-	}
-	return p
-}
-
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -304,4 +287,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// firstRealize lays out round's version and realizes it on host 0.
+func (v *volume) firstRealize(ctx context.Context, round string) {
+	v.t.Helper()
+	v.round(round, "v")
+	if r := run(v.worker(ctx, 0, round, "realize", "v")); r.err != nil {
+		v.t.Fatalf("first realize: %s", r)
+	}
 }

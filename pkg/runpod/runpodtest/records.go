@@ -196,6 +196,22 @@ func (s *Server) WaitResult(ctx context.Context, jobID string) (Post, error) {
 	return got, err
 }
 
+// MustResult is WaitResult for a test: it fails tb when no result of
+// jobID arrives within 90 s (a job of a real worker process).
+func (s *Server) MustResult(tb interface {
+	Helper()
+	Fatalf(string, ...any)
+}, jobID string) Post {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p, err := s.WaitResult(ctx, jobID)
+	if err != nil {
+		tb.Fatalf("no result for %s: %v", jobID, err)
+	}
+	return p
+}
+
 // WaitProgress waits until jobID has at least n accepted progress updates.
 func (s *Server) WaitProgress(ctx context.Context, jobID string, n int) ([]Post, error) {
 	var got []Post
