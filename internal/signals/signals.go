@@ -14,7 +14,17 @@ import (
 // Cause is why a context from Context ended.
 type Cause struct{ Signal syscall.Signal }
 
-func (c Cause) Error() string { return "interrupted by " + c.Signal.String() }
+// Error names the signal as a user knows it: "interrupted (Ctrl+C, SIGINT)",
+// "stopped by SIGTERM".
+func (c Cause) Error() string {
+	switch c.Signal {
+	case syscall.SIGINT:
+		return "interrupted (Ctrl+C, SIGINT)"
+	case syscall.SIGTERM:
+		return "stopped by SIGTERM"
+	}
+	return "stopped by signal " + c.Signal.String()
+}
 
 // Context is signal.NotifyContext that records the signal as the
 // context's cause. stop releases the signals and cancels the context.

@@ -49,3 +49,17 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// TestCauseText: the error a stopped command reports names the signal as
+// a user sent it.
+func TestCauseText(t *testing.T) {
+	for sig, want := range map[syscall.Signal]string{
+		syscall.SIGINT:  "interrupted (Ctrl+C, SIGINT)",
+		syscall.SIGTERM: "stopped by SIGTERM",
+		syscall.SIGHUP:  "stopped by signal hangup",
+	} {
+		if got := (Cause{sig}).Error(); got != want {
+			t.Errorf("Cause{%v} = %q, want %q", sig, got, want)
+		}
+	}
+}
